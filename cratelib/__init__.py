@@ -1,0 +1,21 @@
+"""cratelib: white-box transformers (CRATE) - coding-rate math, models, training and evaluations.
+
+Companion library of the book reproducing "Emergence of Segmentation with Minimalistic White-Box
+Transformers" (Yu et al., arXiv 2308.16271). Importing it registers every model name with timm.
+"""
+from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
+from cratelib.models import CRATE, CRATEConfig, create_model, list_models
+from cratelib.trace import Trace, trace
+
+__version__ = "0.1.0"
+__all__ = [
+    "CRATE",
+    "CRATEConfig",
+    "create_model",
+    "list_models",
+    "trace",
+    "Trace",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_official_checkpoint",
+]

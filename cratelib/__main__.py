@@ -1,0 +1,5 @@
+import sys
+
+from cratelib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""Inspection without hooks in user code: per-layer tokens, attention, q/k/v and ISTA codes.
+
+``trace(model, images)`` runs one forward pass and returns a :class:`Trace`. It works for every
+cratelib model and for timm's ``VisionTransformer`` (supervised ViT, DINO, ... loaded by timm), so
+the evaluations of Appendix B treat CRATE and a ViT with the same code:
+
+* CRATE (MSSA): ``q = k = v = U_k^T z`` (eq. 5), the features of eqs. (10) and (12);
+* ViT (MHSA): separate ``Q_k z``, ``K_k z``, ``V_k z`` (eq. 11 uses keys and the CLS query).
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from cratelib.models.crate import CRATE
+
+__all__ = ["Trace", "trace", "num_layers"]
+
+
+@dataclass
+class Trace:
+    """What one forward pass saw, for the requested layers ``l`` (block indices, 0-based).
+
+    Attributes:
+        tokens: ``l -> (B, T, d)`` output tokens of block l (``T = num_prefix + N``).
+        attn: ``l -> (B, H, T, T)`` softmax attention weights of block l.
+        q, k, v: ``l -> (B, H, T, p)``; for MSSA all three are the same tensor ``U_k^T z``.
+        codes: ``l -> (B, T, d)`` output of the second sub-block (the ISTA codes for CRATE).
+        num_prefix: number of non-patch tokens (1 for the CLS token).
+        grid: ``(h, w)`` patch grid, ``N = h * w``.
+        scale: the attention scale ``p ** -0.5`` the model uses.
+        logits: the model's output, ``(B, num_classes)`` (pooled features for a headless model).
+    """
+
+    tokens: dict[int, torch.Tensor] = field(default_factory=dict)
+    attn: dict[int, torch.Tensor] = field(default_factory=dict)
+    q: dict[int, torch.Tensor] = field(default_factory=dict)
+    k: dict[int, torch.Tensor] = field(default_factory=dict)
+    v: dict[int, torch.Tensor] = field(default_factory=dict)
+    codes: dict[int, torch.Tensor] = field(default_factory=dict)
+    num_prefix: int = 1
+    grid: tuple[int, int] = (0, 0)
+    scale: float = 1.0
+    logits: torch.Tensor | None = None
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted(self.attn)
+
+    def patch_features(self, layer: int) -> torch.Tensor:
+        """``(B, H, N, p)`` patch features: CRATE's ``U_k^T z_i`` (eq. 12), a ViT's keys."""
+        return self.k[layer][:, :, self.num_prefix :]
+
+    def cls_attention(self, layer: int) -> torch.Tensor:
+        """``(B, H, h, w)``: the model's own attention of the CLS query to every patch."""
+        a = self.attn[layer][:, :, 0, self.num_prefix :]
+        return rearrange(a, "b k (h w) -> b k h w", h=self.grid[0])
+
+    def sparsity(self, layer: int, tol: float = 0.0) -> float:
+        """Fraction of entries of the layer's codes with ``|x| <= tol`` (ISTA: exact zeros)."""
+        return (self.codes[layer].abs() <= tol).float().mean().item()
+
+
+def num_layers(model: nn.Module) -> int:
+    """Number of transformer blocks of a cratelib or timm ViT model."""
+    if not hasattr(model, "blocks"):
+        raise TypeError(f"expected a cratelib CRATE model or a timm VisionTransformer, got {type(model).__name__}")
+    return len(model.blocks)
+
+
+def _normalise_layers(model: nn.Module, layers: Sequence[int] | int | None) -> list[int]:
+    depth = num_layers(model)
+    if layers is None:
+        return list(range(depth))
+    layers = [layers] if isinstance(layers, int) else list(layers)
+    out = []
+    for l in layers:
+        if not -depth <= l < depth:
+            raise ValueError(f"layer {l} out of range for a model with {depth} blocks (use 0..{depth - 1} or negatives)")
+        out.append(l % depth)
+    return sorted(set(out))
+
+
+def _patch_size(model: nn.Module) -> int:
+    if isinstance(model, CRATE):
+        return model.patch_size
+    ps = model.patch_embed.patch_size
+    return ps[0] if isinstance(ps, (tuple, list)) else int(ps)
+
+
+def _trace_timm_attention(attn_module: nn.Module, store: dict) -> torch.utils.hooks.RemovableHandle:
+    """Recompute q, k, v and the attention of a timm ``Attention`` from its (normalised) input."""
+
+    def hook(module: nn.Module, args: tuple, _output: torch.Tensor) -> None:
+        x = args[0]
+        qkv = rearrange(module.qkv(x), "b n (t h p) -> t b h n p", t=3, h=module.num_heads)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k = module.q_norm(q), module.k_norm(k)
+        store.update(q=q, k=k, v=v, attn=(q @ k.transpose(-2, -1) * module.scale).softmax(dim=-1))
+
+    return attn_module.register_forward_hook(hook)
+
+
+@torch.no_grad()
+def trace(model: nn.Module, images: torch.Tensor, layers: Sequence[int] | int | None = None) -> Trace:
+    """Run ``model`` on ``images: (B, 3, H, W)`` and record the requested layers.
+
+    Args:
+        model: a cratelib model (any family) or a timm ``VisionTransformer``.
+        images: normalised images; H and W multiples of the patch size.
+        layers: block indices (negatives count from the end); None = every block.
+
+    Returns:
+        a :class:`Trace`; the model's weights and mode are left unchanged.
+    """
+    layers = _normalise_layers(model, layers)
+    patch = _patch_size(model)
+    out = Trace(num_prefix=int(getattr(model, "num_prefix_tokens", 1)),
+                grid=(images.shape[-2] // patch, images.shape[-1] // patch))
+    stores: dict[int, dict] = {l: {} for l in layers}
+    timm_model = not isinstance(model, CRATE)
+    with ExitStack() as stack:
+        for l in layers:
+            block = model.blocks[l]
+            store = stores[l]
+            if timm_model:
+                stack.enter_context(_trace_timm_attention(block.attn, store))
+                mlp_handle = block.mlp.register_forward_hook(lambda m, a, o, s=store: s.update(codes=o))
+                stack.enter_context(mlp_handle)
+            else:
+                block.attn.record = store
+                block.mlp.record = store
+                stack.callback(setattr, block.attn, "record", None)
+                stack.callback(setattr, block.mlp, "record", None)
+            stack.enter_context(block.register_forward_hook(lambda m, a, o, s=store: s.update(tokens=o)))
+        logits = model(images)
+    out.logits = logits
+    for l, store in stores.items():
+        for name in ("tokens", "attn", "q", "k", "v", "codes"):
+            getattr(out, name)[l] = store[name]
+    out.scale = float(model.blocks[layers[0]].attn.scale)
+    return out

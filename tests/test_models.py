@@ -1,0 +1,144 @@
+"""The registry, the model family, resolution changes and input validation."""
+import math
+
+import pytest
+import timm
+import torch
+
+import cratelib
+from cratelib import create_model, list_models
+from cratelib.models.crate import resample_pos_embed
+from cratelib.models.registry import FAMILIES, SIZES
+
+SMALL = dict(img_size=32, num_classes=7, depth=2)
+
+
+def test_registry_has_every_family_size_and_patch():
+    names = set(list_models())
+    for family in FAMILIES:
+        for size in ("tiny", "small", "base", "large"):
+            for patch in (8, 16):
+                assert f"{family}_{size}_patch{patch}" in names
+
+
+@pytest.mark.parametrize("size,dims", [("tiny", (384, 6, 12)), ("small", (576, 12, 12)),
+                                       ("base", (768, 12, 12)), ("large", (1024, 16, 24))])
+def test_official_sizes(size, dims):
+    with torch.device("meta"):
+        m = create_model(f"crate_{size}_patch16")
+    assert (m.config.dim, m.config.num_heads, m.config.depth) == dims
+    assert m.blocks[0].attn.head_dim == dims[0] // dims[1]
+
+
+def test_parameter_counts_match_official_crate():
+    # the white-box paper (2306.01129, Table 1) lists CRATE-T/S/B/L at 6.09M/13.12M/22.80M/77.64M
+    # on ImageNet-1k at patch 16; the same code must give the same counts.
+    from cratelib.info import count_params
+
+    for size, millions in [("tiny", 6.09), ("small", 13.12), ("base", 22.80), ("large", 77.64)]:
+        assert round(count_params(f"crate_{size}_patch16") / 1e6, 2) == millions
+
+
+@pytest.mark.parametrize("name", list_models("*_nano_patch8") + list_models("*_tiny_patch16"))
+def test_forward_backward_every_family(name):
+    torch.manual_seed(0)
+    model = create_model(name, **SMALL)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    out.logsumexp(-1).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_ablation_blocks():
+    kinds = {}
+    for family in FAMILIES:
+        m = create_model(f"{family}_nano_patch8", **SMALL)
+        b = m.blocks[0]
+        kinds[family] = (type(b.attn).__name__, type(b.mlp).__name__, getattr(b.mlp, "nonnegative", None))
+    assert kinds == {
+        "crate": ("MSSA", "ISTA", True),
+        "vit": ("MHSA", "MLP", None),
+        "crate_mlp": ("MSSA", "MLP", None),
+        "crate_mhsa": ("MHSA", "ISTA", True),
+        "crate_sth": ("MSSA", "ISTA", False),
+    }
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(ValueError, match="crate_tiny_patch16") as err:
+        create_model("crate_tiny_patch32")
+    assert "unknown model 'crate_tiny_patch32'" in str(err.value)
+
+
+def test_unknown_override_is_named():
+    with pytest.raises(ValueError, match="embed_dim"):
+        create_model("crate_nano_patch8", embed_dim=3)
+
+
+def test_timm_create_model_knows_the_names():
+    m = timm.create_model("crate_mhsa_nano_patch8", pretrained=False, **SMALL)
+    assert isinstance(m, cratelib.CRATE) and m.config.attn == "mhsa"
+    with pytest.raises(ValueError, match="load_official_checkpoint"):
+        timm.create_model("crate_nano_patch8", pretrained=True)
+
+
+def test_any_image_and_patch_size_and_classes():
+    m = create_model("crate_tiny_patch16", img_size=48, patch_size=12, num_classes=3, depth=1)
+    assert m(torch.randn(1, 3, 48, 48)).shape == (1, 3)
+    assert m(torch.randn(1, 3, 96, 60)).shape == (1, 3)  # non-square, interpolated positions
+
+
+def test_positions_are_interpolated_not_truncated():
+    pos = torch.randn(1, 1 + 16, 5)
+    same = resample_pos_embed(pos, (4, 4))
+    assert same is pos
+    big = resample_pos_embed(pos, (8, 8))
+    assert big.shape == (1, 65, 5)
+    torch.testing.assert_close(big[:, :1], pos[:, :1])  # CLS position unchanged
+    # a constant field stays constant under bicubic interpolation
+    const = torch.ones(1, 17, 5)
+    torch.testing.assert_close(resample_pos_embed(const, (6, 6)), torch.ones(1, 37, 5))
+    # upsampling and downsampling back recovers a smooth field closely
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 4), torch.linspace(0, 1, 4), indexing="ij")
+    smooth = torch.cat([torch.zeros(1, 1, 1), (yy + xx).reshape(1, 16, 1)], dim=1)
+    back = resample_pos_embed(resample_pos_embed(smooth, (8, 8)), (4, 4))
+    assert (back - smooth).abs().max() < 0.1 and not math.isclose((back - smooth).abs().max().item(), 0)
+
+
+@pytest.mark.parametrize("images,error,match", [
+    (torch.randn(1, 3, 30, 32), ValueError, "not a multiple of the patch size 8"),
+    (torch.randn(1, 1, 32, 32), ValueError, "expected 3 channels"),
+    (torch.randn(3, 32, 32), ValueError, r"expected images of shape \(B, 3, H, W\)"),
+    (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), TypeError, "floating-point"),
+    (torch.full((1, 3, 32, 32), float("nan")), ValueError, "NaN"),
+])
+def test_bad_inputs_get_clear_errors(images, error, match):
+    m = create_model("crate_nano_patch8", **SMALL)
+    with pytest.raises(error, match=match):
+        m(images)
+
+
+def test_bad_configs_get_clear_errors():
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        create_model("crate_nano_patch8", img_size=30)
+    with pytest.raises(ValueError, match="attn must be one of"):
+        create_model("crate_nano_patch8", attn="linear")
+    with pytest.raises(ValueError, match="not divisible by num_heads"):
+        create_model("crate_nano_patch8", dim=100, num_heads=6)
+
+
+def test_residual_variant_changes_the_function():
+    torch.manual_seed(0)
+    a = create_model("crate_nano_patch8", **SMALL).eval()
+    b = create_model("crate_nano_patch8", residual_from_norm=True, **SMALL).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 3, 32, 32)
+    assert not torch.allclose(a(x), b(x))
+
+
+def test_reset_classifier():
+    m = create_model("crate_nano_patch8", **SMALL)
+    m.reset_classifier(11)
+    assert m(torch.randn(1, 3, 32, 32)).shape == (1, 11) and m.config.num_classes == 11
