@@ -4,6 +4,16 @@ Companion library of the book reproducing "Emergence of Segmentation with Minima
 Transformers" (Yu et al., arXiv 2308.16271). Importing it registers every model name with timm.
 """
 from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
+from cratelib.coding_rate import (
+    coding_rate,
+    compression_gradient,
+    compression_rate,
+    l0_norm,
+    l1_norm,
+    rate_reduction,
+    sparse_rate_reduction,
+    sparsity_ratio,
+)
 from cratelib.models import CRATE, CRATEConfig, create_model, list_models
 from cratelib.trace import Trace, trace
 
@@ -18,4 +28,12 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_official_checkpoint",
+    "coding_rate",
+    "compression_rate",
+    "compression_gradient",
+    "rate_reduction",
+    "sparse_rate_reduction",
+    "l0_norm",
+    "l1_norm",
+    "sparsity_ratio",
 ]

@@ -105,3 +105,27 @@ def test_mlp_block_keeps_its_residual():
     x = torch.randn(2, 5, dim, dtype=torch.float64)
     half = block.attn(block.norm1(x)) + x
     torch.testing.assert_close(block(x), half + block.mlp(block.norm2(half)))
+
+
+def test_ista_layer_is_the_derivations_ista_step():
+    from cratelib.unrolling import ista_block_reference
+
+    for nonneg in (True, False):
+        layer = ISTA(16, step_size=0.2, lambd=0.05, nonnegative=nonneg).double()
+        z = torch.randn(2, 5, 16, dtype=torch.float64)
+        torch.testing.assert_close(layer(z), ista_block_reference(z, layer.weight.detach(), 0.2, 0.05, nonneg))
+
+
+def test_mssa_layer_is_eq5_up_to_its_constant():
+    """With proj = [U_1 .. U_K] (no bias), the layer computes MSSA(Z|U) / c, c = p/((N+1) eps^2)."""
+    from cratelib.unrolling import mssa_operator
+
+    K, p, d, T, eps = 3, 4, 12, 6, 0.5
+    layer = MSSA(d, K).double()
+    with torch.no_grad():
+        layer.proj.weight.copy_(layer.qkv.weight.T)
+        layer.proj.bias.zero_()
+    U = layer.qkv.weight.detach().reshape(K, p, d).mT  # (K, d, p)
+    z = torch.randn(2, T, d, dtype=torch.float64)
+    c = p / (T * eps**2)
+    torch.testing.assert_close(layer(z), mssa_operator(z, U, eps, scale=p**-0.5) / c)
