@@ -1,0 +1,324 @@
+"""The embedded default data set: shapes on cluttered backgrounds, generated from a seed.
+
+No download is needed: :func:`generate` draws a data set deterministically from a
+:class:`SyntheticConfig`, with exact ground truth for every image (class label, per-pixel semantic
+map, instance masks after occlusion, tight boxes). :func:`load_or_generate` caches the arrays on
+disk; :class:`SyntheticDataset` wraps them as a torch ``Dataset``.
+
+Each image shows one *main* object (covering about 20-45 % of the image, drawn on top, never
+occluded) and optionally smaller secondary objects, on a busy, lower-contrast background with
+small distractors (blobs, lines, dots). The class label is the main object's. Object colour, fill
+pattern, position, scale and (class-dependent, see :mod:`cratelib.data.shapes`) rotation are random
+and independent of the class, so a classifier must find the object and read its shape.
+
+Randomness: image ``i`` of a split is drawn from ``np.random.default_rng([seed, split_id, 1, i])``
+and the (exactly balanced, shuffled) labels from ``[seed, split_id, 0]``, so the splits
+``train``/``val``/``test`` of one seed are independent draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ._io import atomic_write
+from .shapes import CLASS_NAMES, SHAPES, Shape, rasterize, shape_extent
+from .textures import background, fill, object_colour
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["SyntheticConfig", "SyntheticData", "SyntheticDataset", "CLASS_NAMES", "SPLITS",
+           "generate", "load_or_generate", "default_cache_dir"]
+
+# Bump when the drawing code changes, so that stale caches are not reused.
+GENERATOR_VERSION = 1
+SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What to generate.
+
+    Attributes:
+        num_images: number of images ``n``.
+        image_size: side ``H = W`` in pixels, a multiple of 8 in ``[32, 224]``.
+        num_classes: ``C`` in ``[2, 10]``; the first ``C`` of :data:`CLASS_NAMES` are used.
+        min_objects, max_objects: objects per image, drawn uniformly (1..3 for detection).
+        seed: non-negative seed.
+        split: ``"train"``, ``"val"`` or ``"test"``: independent draws for one seed.
+        main_area: range of the main object's area as a fraction of the image. Thin shapes (arrow,
+            star, triangle) are capped by the image size and reach about 0.25-0.40 at most.
+        other_area: range of the secondary objects' areas; its maximum must be below
+            ``main_area[0]`` so that the main object is always the largest.
+        clutter: scales the number of background distractors (0 = none).
+    """
+
+    num_images: int
+    image_size: int = 64
+    num_classes: int = 10
+    min_objects: int = 1
+    max_objects: int = 1
+    seed: int = 0
+    split: str = "train"
+    main_area: tuple[float, float] = (0.20, 0.45)
+    other_area: tuple[float, float] = (0.04, 0.12)
+    clutter: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_images >= 1, "num_images must be >= 1"),
+            (32 <= self.image_size <= 224 and self.image_size % 8 == 0,
+             "image_size must be a multiple of 8 in [32, 224]"),
+            (2 <= self.num_classes <= len(SHAPES), f"num_classes must be in [2, {len(SHAPES)}]"),
+            (1 <= self.min_objects <= self.max_objects <= 5,
+             "need 1 <= min_objects <= max_objects <= 5"),
+            (self.seed >= 0, "seed must be >= 0"),
+            (self.split in SPLITS, f"split must be one of {sorted(SPLITS)}"),
+            (0 < self.main_area[0] <= self.main_area[1] < 1, "need 0 < main_area[0] <= [1] < 1"),
+            (0 < self.other_area[0] <= self.other_area[1] < self.main_area[0],
+             "need 0 < other_area[0] <= other_area[1] < main_area[0]"),
+            (self.clutter >= 0, "clutter must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"SyntheticConfig: {message}; got {self}")
+
+    def to_json(self) -> str:
+        """Canonical JSON of the fields (tuples become lists)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SyntheticConfig:
+        """Inverse of :meth:`to_json`."""
+        fields = json.loads(text)
+        for key in ("main_area", "other_area"):
+            fields[key] = tuple(fields[key])
+        return cls(**fields)
+
+    def cache_key(self) -> str:
+        """16 hex digits of SHA-256 over the fields and :data:`GENERATOR_VERSION`."""
+        text = f"v{GENERATOR_VERSION}:{self.to_json()}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticData:
+    """A generated data set with exact ground truth.
+
+    Attributes:
+        config: what was generated.
+        images: ``(n, H, W, 3)`` uint8 RGB.
+        labels: ``(n,)`` int64 class of the main object, in ``[0, C)``.
+        semantic: ``(n, H, W)`` uint8: 0 background, ``class_id + 1`` on visible object pixels.
+        instance_map: ``(n, H, W)`` uint8: 0 background, ``k + 1`` on the visible pixels of the
+            image's ``k``-th object (``k = 0`` is the main object). Visible masks are disjoint.
+    """
+
+    config: SyntheticConfig
+    images: np.ndarray
+    labels: np.ndarray
+    semantic: np.ndarray
+    instance_map: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, s = self.config.num_images, self.config.image_size
+        expected = {"images": ((n, s, s, 3), np.uint8), "labels": ((n,), np.int64),
+                    "semantic": ((n, s, s), np.uint8), "instance_map": ((n, s, s), np.uint8)}
+        for name, (shape, dtype) in expected.items():
+            arr = getattr(self, name)
+            if arr.shape != shape or arr.dtype != dtype:
+                raise ValueError(f"SyntheticData.{name}: expected {dtype.__name__} {shape} for "
+                                 f"{self.config}, got {arr.dtype} {arr.shape}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the ``C`` classes; ``class_names[c]`` is class id ``c``."""
+        return CLASS_NAMES[: self.config.num_classes]
+
+    @functools.cached_property
+    def instances(self) -> list[list[dict]]:
+        """Per image, its objects (main first) as dicts with keys ``mask`` ((H, W) bool, after
+        occlusion), ``class_id`` (int in ``[0, C)``), ``box`` (tight ``(x, y, w, h)`` ints, in
+        pixels) and ``area`` (pixels)."""
+        out = []
+        for inst, sem in zip(self.instance_map, self.semantic):
+            objects = []
+            for k in range(1, int(inst.max()) + 1):
+                mask = inst == k
+                ys, xs = np.nonzero(mask)
+                box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                       int(ys.max() - ys.min() + 1))
+                objects.append({"mask": mask, "class_id": int(sem[ys[0], xs[0]]) - 1, "box": box,
+                                "area": int(mask.sum())})
+            out.append(objects)
+        return out
+
+
+def _place(rng: np.random.Generator, shape: Shape, size: int, area: float
+           ) -> tuple[tuple[float, float], float, float]:
+    """Random ``(centre, scale, angle)`` for a shape of ``area`` (fraction) fully in the image."""
+    angle = rng.uniform(-shape.max_rotation, shape.max_rotation)
+    lo, hi = shape_extent(shape, angle)
+    margin = 1.0
+    scale = min(math.sqrt(area * size * size / shape.unit_area),
+                (size - 2 * margin) / float((hi - lo).max()))
+    low = margin - lo * scale  # (2,) smallest centre that keeps the shape inside
+    span = np.maximum(size - margin - hi * scale - low, 0.0)
+    cx, cy = (low + span * rng.random(2)).tolist()
+    return (cx, cy), scale, angle
+
+
+def _secondary_mask(rng: np.random.Generator, shape: Shape, size: int, area: float,
+                    covered: np.ndarray) -> np.ndarray:
+    """Full mask of a secondary object placed to be at least half visible under ``covered``.
+
+    Tries 8 positions per size and shrinks the object (x0.7 area) up to 4 times; keeps the
+    position with the largest visible fraction.
+    """
+    best, best_visible = None, -1.0
+    for attempt in range(5):
+        for _ in range(8):
+            mask = rasterize(shape, *_place(rng, shape, size, area * 0.7**attempt), size)
+            visible = float((mask & ~covered).sum()) / max(1, int(mask.sum()))
+            if visible > best_visible:
+                best, best_visible = mask, visible
+        if best_visible >= 0.5:
+            break
+    return best
+
+
+def _render(config: SyntheticConfig, label: int, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image: ``(image (S, S, 3) uint8, semantic (S, S) uint8, instance_map (S, S) uint8)``."""
+    size = config.image_size
+    img = background(rng, size, config.clutter)
+    bg_mean = img.mean((0, 1))
+    n_obj = int(rng.integers(config.min_objects, config.max_objects + 1))
+    classes = [label] + rng.integers(config.num_classes, size=n_obj - 1).tolist()
+    full = [rasterize(SHAPES[label], *_place(rng, SHAPES[label], size,
+                                             rng.uniform(*config.main_area)), size)]
+    covered = full[0].copy()
+    for c in classes[1:]:
+        full.append(_secondary_mask(rng, SHAPES[c], size, rng.uniform(*config.other_area), covered))
+        covered |= full[-1]
+    # Paint bottom-up (last object first, main object last = on top).
+    for mask in reversed(full):
+        img[mask] = fill(rng, size, object_colour(rng, bg_mean))[mask]
+    semantic = np.zeros((size, size), np.uint8)
+    instance_map = np.zeros((size, size), np.uint8)
+    taken = np.zeros((size, size), bool)
+    k = 0
+    for c, mask in zip(classes, full):  # top-down: visible = not covered by objects above
+        visible = mask & ~taken
+        taken |= mask
+        if visible.any():
+            k += 1
+            instance_map[visible] = k
+            semantic[visible] = c + 1
+    image = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+    return image, semantic, instance_map
+
+
+def generate(config: SyntheticConfig) -> SyntheticData:
+    """Draw the data set described by ``config`` (deterministic; see the module docstring)."""
+    split_id = SPLITS[config.split]
+    n, size = config.num_images, config.image_size
+    label_rng = np.random.default_rng([config.seed, split_id, 0])
+    labels = label_rng.permutation(np.arange(n) % config.num_classes).astype(np.int64)
+    images = np.empty((n, size, size, 3), np.uint8)
+    semantic = np.empty((n, size, size), np.uint8)
+    instance_map = np.empty((n, size, size), np.uint8)
+    for i in range(n):
+        rng = np.random.default_rng([config.seed, split_id, 1, i])
+        images[i], semantic[i], instance_map[i] = _render(config, int(labels[i]), rng)
+    return SyntheticData(config, images, labels, semantic, instance_map)
+
+
+def default_cache_dir() -> Path:
+    """``$CRATELIB_CACHE/synthetic``, or ``~/.cache/cratelib/synthetic`` if the variable is unset."""
+    return Path(os.environ.get("CRATELIB_CACHE", "~/.cache/cratelib")).expanduser() / "synthetic"
+
+
+_ARRAYS = ("images", "labels", "semantic", "instance_map")
+
+
+def load_or_generate(config: SyntheticConfig, cache_dir: str | Path | None = None) -> SyntheticData:
+    """Read the data set from the disk cache, or generate it and write the cache atomically.
+
+    The file is ``<cache_dir>/synthetic-<config.cache_key()>.npz`` (uncompressed, about
+    ``n * H * W * 5`` bytes). A cache file that cannot be read or was written for another config
+    is regenerated with a warning.
+
+    Args:
+        config: what to generate.
+        cache_dir: defaults to :func:`default_cache_dir`.
+    """
+    path = Path(cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                if str(f["config"]) != config.to_json():
+                    raise ValueError(f"it holds config {str(f['config'])}")
+                return SyntheticData(config, *(f[k] for k in _ARRAYS))
+        except (OSError, KeyError, ValueError) as err:
+            warnings.warn(f"Ignoring unreadable synthetic cache {path} ({err}); regenerating.",
+                          stacklevel=2)
+    data = generate(config)
+
+    def write(f: io.BufferedIOBase) -> None:
+        np.savez(f, config=np.array(config.to_json()), **{k: getattr(data, k) for k in _ARRAYS})
+
+    atomic_write(path, write)
+    return data
+
+
+class SyntheticDataset(Dataset):
+    """Torch view of a synthetic data set: items are ``(image, label)``.
+
+    Without ``transform`` the image is the normalised ``(3, H, W)`` float32 tensor
+    ``(pixels / 255 - mean) / std``. With ``transform`` (e.g.
+    :func:`cratelib.data.train_transform`), the transform receives the PIL RGB image, as for the
+    real data sets, and its output is returned unchanged (``mean``/``std`` are then unused).
+
+    Args:
+        config: what to generate (``config.split`` selects the split).
+        transform: optional PIL image -> tensor callable.
+        mean, std: per-channel normalisation of the default path.
+        cache_dir: cache directory (see :func:`load_or_generate`); ignored if ``cache`` is False.
+        cache: read/write the disk cache; False generates in memory.
+    """
+
+    def __init__(self, config: SyntheticConfig, transform=None,
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
+                 cache_dir: str | Path | None = None, cache: bool = True) -> None:
+        self.data = load_or_generate(config, cache_dir) if cache else generate(config)
+        self.transform = transform
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.classes = list(self.data.class_names)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = self.data.images[i]
+        label = int(self.data.labels[i])
+        if self.transform is not None:
+            return self.transform(Image.fromarray(image)), label
+        x = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)  # (3, H, W)
+        return (x - self.mean) / self.std, label
