@@ -12,12 +12,51 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from cratelib.train import load_config, train
+
+    config = load_config(args.config, args.set)
+    result = train(config, resume=args.resume)
+    final = result.history[-1] if result.history else {}
+    print(f"run {result.run_dir}: {len(result.history)} epochs, {result.train_time_s:.0f} s, "
+          f"val_acc={final.get('val_acc', float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    overrides = [f"init_from={args.init_from}", f"data={args.data}", *args.set]
+    if args.data_root:
+        overrides.append(f"data_root={args.data_root}")
+    args.set = overrides
+    return _train(args)
+
+
+def _add_train_args(p: argparse.ArgumentParser, default_config: str) -> None:
+    p.add_argument("--config", default=default_config,
+                   help="preset name (cpu-demo, colab, paper, finetune, zoo-*) or a YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set epochs=3 --set model_args.depth=4 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cratelib", description="White-box transformers (CRATE): models, training, evaluations.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="parameter count of every registered model, beside the paper's Table 3")
     p.add_argument("--pattern", default="*", help="shell-style filter on model names, e.g. 'crate_*_patch8'")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("train", help="train a model from a config (python -m cratelib train --config cpu-demo)")
+    _add_train_args(p, "cpu-demo")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("finetune", help="fine-tune a checkpoint on a classification data set (Table 3 recipe)")
+    _add_train_args(p, "finetune")
+    p.add_argument("--init-from", required=True,
+                   help="cratelib checkpoint, or official:<path> for released CRATE weights")
+    p.add_argument("--data", required=True, help="cifar10, cifar100, flowers102, pets, imagefolder, synthetic")
+    p.add_argument("--data-root", help="folder of the data set")
+    p.set_defaults(func=_finetune)
     return parser
 
 
