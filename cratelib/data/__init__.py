@@ -1,5 +1,18 @@
-"""Data for cratelib: the embedded synthetic data set (more loaders follow)."""
+"""Data for cratelib: the embedded synthetic data set and loaders for the paper's real data sets.
 
+* Synthetic shapes with exact ground truth, generated from a seed: :class:`SyntheticConfig`,
+  :func:`generate`, :func:`load_or_generate` (disk cache), :class:`SyntheticDataset`,
+  :func:`export_coco`, :func:`export_voc`, :func:`load_sample` (the shipped sample).
+* Real data sets in their on-disk formats: :class:`ImageFolderDataset`, :class:`CIFAR10`,
+  :class:`CIFAR100`, :class:`OxfordPets`, :class:`Flowers102`, :class:`VOCSegmentation`,
+  :class:`COCODetection`; :func:`build_dataset` by name; :func:`download` for Colab.
+* Transforms of the paper's recipe: :func:`train_transform`, :func:`eval_transform`.
+"""
+
+from ._io import DatasetFormatError, DatasetNotFoundError
+from .export import export_coco, export_voc
+from .sample import SAMPLE_CONFIGS, load_sample, sample_dir
+from .segmentation import VOC_CLASSES, COCODetection, VOCSegmentation
 from .shapes import CLASS_NAMES
 from .synthetic import (SyntheticConfig, SyntheticData, SyntheticDataset, default_cache_dir,
                         generate, load_or_generate)
@@ -7,6 +20,9 @@ from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_trans
 
 __all__ = [
     "CLASS_NAMES", "SyntheticConfig", "SyntheticData", "SyntheticDataset", "generate",
-    "load_or_generate", "default_cache_dir",
+    "load_or_generate", "default_cache_dir", "export_coco", "export_voc", "SAMPLE_CONFIGS",
+    "load_sample", "sample_dir",
+    "VOCSegmentation", "COCODetection", "VOC_CLASSES",
+    "DatasetNotFoundError", "DatasetFormatError",
     "IMAGENET_MEAN", "IMAGENET_STD", "train_transform", "eval_transform",
 ]
