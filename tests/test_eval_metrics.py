@@ -9,7 +9,7 @@ from cratelib.eval.metrics import (
     best_head_miou,
     confusion_matrix,
     iou,
-    mean_over_images,
+    nan_mean,
     miou_from_confusion,
 )
 from cratelib.eval.threshold import mass_mask, threshold_maps, top_entries_mask
@@ -54,10 +54,10 @@ def test_best_head_miou_averages_classes_and_ignores_255():
     head_a = labels == 3
     head_a[0, :] = True  # extra pixels only in the ignored row
     head_b = square(8, 8, 4, 8, 4, 6)  # half of class 7
-    miou, per = best_head_miou(np.stack([head_a, head_b]), labels)
-    assert per == {3: 1.0, 7: pytest.approx(0.5)}
+    miou, per, heads = best_head_miou(np.stack([head_a, head_b]), labels)
+    assert per == {3: 1.0, 7: pytest.approx(0.5)} and heads == {3: 0, 7: 1}
     assert miou == pytest.approx(0.75)
-    miou_bg, per_bg = best_head_miou(np.stack([head_a, head_b]), labels, include_background=True)
+    miou_bg, per_bg, _ = best_head_miou(np.stack([head_a, head_b]), labels, include_background=True)
     assert set(per_bg) == {0, 3, 7} and miou_bg < miou
     assert np.isnan(best_head_miou(np.stack([head_a]), np.zeros((8, 8), int))[0])
 
@@ -82,8 +82,8 @@ def test_confusion_perfect_and_absent_class():
         confusion_matrix(np.array([5]), np.array([0]), num_classes=4)
 
 
-def test_mean_over_images_skips_nan():
-    assert mean_over_images([0.5, float("nan"), 1.0]) == 0.75
+def test_nan_mean_skips_nan():
+    assert nan_mean([0.5, float("nan"), 1.0]) == 0.75
 
 
 HAND_MAP = torch.tensor(

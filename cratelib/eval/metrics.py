@@ -87,7 +87,7 @@ def best_head_miou(
     labels: np.ndarray,
     include_background: bool = False,
     ignore_index: int = IGNORE_INDEX,
-) -> tuple[float, dict[int, float]]:
+) -> tuple[float, dict[int, float], dict[int, int]]:
     """Eq. 14 for one image: mean over its classes m of eq. 13.
 
     Pixels labelled ``ignore_index`` are removed from both the head masks and
@@ -100,18 +100,15 @@ def best_head_miou(
         labels: ``(h, w)`` int label map (VOC: 0 background, 255 ignore).
 
     Returns:
-        ``(miou, per_class)``; ``miou`` is ``nan`` when the image has no class.
+        ``(miou, iou per class, best head per class)``; ``miou`` is ``nan``
+        when the image has no class.
     """
     labels = np.asarray(labels)
-    head_masks = np.asarray(head_masks, dtype=bool)
-    valid = labels != ignore_index
-    per_class = {
-        c: best_head_iou(head_masks & valid, m)[0]
-        for c, m in class_masks(labels, include_background, ignore_index).items()
-    }
-    if not per_class:
-        return float("nan"), per_class
-    return float(np.mean(list(per_class.values()))), per_class
+    head_masks = np.asarray(head_masks, dtype=bool) & (labels != ignore_index)
+    per_class, heads = {}, {}
+    for c, m in class_masks(labels, include_background, ignore_index).items():
+        per_class[c], heads[c] = best_head_iou(head_masks, m)
+    return nan_mean(list(per_class.values())), per_class, heads
 
 
 def confusion_matrix(
@@ -160,10 +157,10 @@ def miou_from_confusion(conf: np.ndarray) -> tuple[float, np.ndarray]:
     union = conf.sum(0) + conf.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(union > 0, tp / union, np.nan)
-    return mean_over_images(per_class), per_class
+    return nan_mean(per_class), per_class
 
 
-def mean_over_images(values: Sequence[float]) -> float:
-    """Mean of per-image scores, skipping ``nan`` (images with no scored class)."""
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean skipping ``nan`` (e.g. images with no scored class); ``nan`` if all are."""
     arr = np.asarray(values, dtype=np.float64)
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")

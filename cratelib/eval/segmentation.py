@@ -1,0 +1,117 @@
+"""Coarse segmentation from attention maps and its mIoU, App. B.3 (eqs. 13-14).
+
+For one image and layer l, each head's CLS map (eq. 10/11) is binarised at
+P = 60 % (``mode="top-entries"``: the appendix's "top 60 % of the entries";
+``mode="mass"``: DINO's smallest set holding 60 % of the attention mass,
+see :mod:`cratelib.eval.threshold`), upsampled to the label map (nearest),
+and each ground-truth class mask is scored by the best head's IoU (eq. 13);
+the image's score is the mean over its classes (eq. 14), and the layer's
+score the mean over images.
+
+Also reported, per layer, the standard data-set mIoU of a two-class
+(background / foreground) prediction: the head-averaged map binarised the
+same way, against ground-truth foreground (any object class), accumulated
+in one confusion matrix with label 255 ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from cratelib.eval.attention import upsample_maps
+from cratelib.eval.metrics import (
+    IGNORE_INDEX,
+    best_head_miou,
+    confusion_matrix,
+    nan_mean,
+    miou_from_confusion,
+)
+from cratelib.eval.threshold import ThresholdMode, threshold_maps
+
+
+@dataclass
+class CoarseSegResult:
+    """Scores per layer.
+
+    Attributes:
+        miou: ``l -> `` eq. 14 averaged over images (the number of Fig. 4b).
+        per_image: ``l -> (J,)`` eq. 14 of each image (``nan``: no object class).
+        fg_miou: ``l -> `` two-class data-set mIoU of the head-averaged mask.
+        best_heads: ``l -> (K,)`` how often each head was the best match.
+    """
+
+    miou: dict[int, float] = field(default_factory=dict)
+    per_image: dict[int, np.ndarray] = field(default_factory=dict)
+    fg_miou: dict[int, float] = field(default_factory=dict)
+    best_heads: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def head_masks(
+    maps: torch.Tensor, size: tuple[int, int], p: float = 0.6, mode: ThresholdMode = "top-entries"
+) -> np.ndarray:
+    """``(K, h, w)`` head maps -> ``(K, H, W)`` bool masks at label resolution."""
+    return upsample_maps(threshold_maps(maps, p, mode), size).numpy()
+
+
+def score_image(
+    maps: torch.Tensor,
+    labels: np.ndarray,
+    p: float = 0.6,
+    mode: ThresholdMode = "top-entries",
+    include_background: bool = False,
+) -> tuple[float, dict[int, float], np.ndarray, dict[int, int]]:
+    """Eqs. 13-14 for one image and layer, plus its 2x2 foreground confusion matrix.
+
+    Args:
+        maps: ``(K, h, w)`` CLS attention maps of the K heads.
+        labels: ``(H, W)`` semantic labels (0 background, 255 ignore).
+        p, mode: binarisation (paper: 0.6, "top-entries").
+        include_background: score the background as one of the M classes.
+
+    Returns:
+        ``(miou, iou per class, confusion (2, 2), best head per class)``.
+    """
+    labels = np.asarray(labels)
+    masks = head_masks(maps, labels.shape, p, mode)
+    miou, per_class, best = best_head_miou(masks, labels, include_background)
+    valid = labels != IGNORE_INDEX
+    pred_fg = head_masks(maps.mean(0, keepdim=True), labels.shape, p, mode)[0]
+    target = np.where(valid, labels > 0, IGNORE_INDEX)
+    conf = confusion_matrix(pred_fg.astype(np.int64), target, num_classes=2)
+    return miou, per_class, conf, best
+
+
+def coarse_segmentation(
+    attention: dict[int, torch.Tensor],
+    labels: Sequence[np.ndarray],
+    p: float = 0.6,
+    mode: ThresholdMode = "top-entries",
+    include_background: bool = False,
+) -> CoarseSegResult:
+    """App. B.3 over a data set, for every layer of ``attention``.
+
+    Args:
+        attention: ``l -> (J, K, h, w)`` CLS maps (:func:`cratelib.eval.extract.extract`).
+        labels: J label maps ``(H_j, W_j)`` (VOC convention).
+        p, mode, include_background: see :func:`score_image`.
+    """
+    result = CoarseSegResult()
+    for layer, maps in attention.items():
+        if maps.shape[0] != len(labels):
+            raise ValueError(f"layer {layer}: {maps.shape[0]} attention maps but {len(labels)} label maps")
+        scores, conf = [], np.zeros((2, 2), np.int64)
+        counts = np.zeros(maps.shape[1], np.int64)
+        for j, lab in enumerate(labels):
+            miou, _, c, best = score_image(maps[j], lab, p, mode, include_background)
+            scores.append(miou)
+            conf += c
+            np.add.at(counts, list(best.values()), 1)
+        result.per_image[layer] = np.asarray(scores)
+        result.miou[layer] = nan_mean(scores)
+        result.fg_miou[layer] = miou_from_confusion(conf)[0]
+        result.best_heads[layer] = counts
+    return result
