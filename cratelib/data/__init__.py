@@ -10,7 +10,9 @@
 """
 
 from ._io import DatasetFormatError, DatasetNotFoundError
+from .classification import CIFAR10, CIFAR100, Flowers102, ImageFolderDataset, OxfordPets
 from .export import export_coco, export_voc
+from .factory import DATASETS, build_dataset, download
 from .sample import SAMPLE_CONFIGS, load_sample, sample_dir
 from .segmentation import VOC_CLASSES, COCODetection, VOCSegmentation
 from .shapes import CLASS_NAMES
@@ -22,7 +24,8 @@ __all__ = [
     "CLASS_NAMES", "SyntheticConfig", "SyntheticData", "SyntheticDataset", "generate",
     "load_or_generate", "default_cache_dir", "export_coco", "export_voc", "SAMPLE_CONFIGS",
     "load_sample", "sample_dir",
-    "VOCSegmentation", "COCODetection", "VOC_CLASSES",
+    "ImageFolderDataset", "CIFAR10", "CIFAR100", "OxfordPets", "Flowers102", "VOCSegmentation",
+    "COCODetection", "VOC_CLASSES", "DATASETS", "build_dataset", "download",
     "DatasetNotFoundError", "DatasetFormatError",
     "IMAGENET_MEAN", "IMAGENET_STD", "train_transform", "eval_transform",
 ]
