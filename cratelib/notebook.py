@@ -1,0 +1,126 @@
+"""The first cell of every book chapter: where are we running, on what device, at what scale.
+
+Every chapter starts with the same set-up cell::
+
+    import sys
+    if "google.colab" in sys.modules:  # on Colab: install the book's library first
+        %pip install -q "cratelib @ git+https://github.com/white-box-book/crate-book"
+    import cratelib.notebook
+    device, scale = cratelib.notebook.setup()
+
+``setup()`` seeds the random generators, picks the device and returns a :class:`Scale`: the CPU
+default (what the online book is built with, a few minutes on two cores) or the GPU-scale
+configuration when CUDA is present. Set the environment variable ``CRATE_BOOK_SCALE`` to ``cpu``
+or ``gpu`` to override the choice (CI forces ``cpu``).
+
+Installing on Colab never reinstalls torch: cratelib only asks for ``torch>=2.1``, which Colab's
+preinstalled build already satisfies.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "find_repo_root", "data_path"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Problem sizes a chapter reads instead of hard-coding them.
+
+    Theory chapters (1-5) use the CPU sizes everywhere; the fields marked "part 2" size the
+    training and evaluation chapters.
+    """
+
+    name: Literal["cpu", "gpu"]
+    num_tokens: int  # N, tokens in the toy union-of-subspaces experiments
+    model: str  # registered model for forward passes in the architecture chapter
+    img_size: int  # image side in pixels for those forward passes
+    batch_size: int  # images per forward pass / training batch (part 2)
+    num_images: int  # images in an evaluation set (part 2)
+    epochs: int  # training epochs (part 2)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+SCALES: dict[str, Scale] = {
+    "cpu": Scale("cpu", num_tokens=256, model="crate_nano_patch16", img_size=64, batch_size=8,
+                 num_images=64, epochs=2),
+    "gpu": Scale("gpu", num_tokens=1024, model="crate_tiny_patch16", img_size=224, batch_size=128,
+                 num_images=1024, epochs=30),
+}
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab kernel."""
+    return "google.colab" in sys.modules
+
+
+def choose_device(prefer: str | None = None) -> torch.device:
+    """``prefer`` if given, else CUDA when available, else the CPU (MPS is left out on purpose:
+    some linear-algebra kernels the book uses, e.g. Cholesky, are missing there)."""
+    if prefer is not None:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def setup(seed: int = 0, device: str | None = None, scale: str | None = None,
+          verbose: bool = True) -> tuple[torch.device, Scale]:
+    """Seed, choose the device and the scale; print a one-line summary.
+
+    Args:
+        seed: seed for ``random`` and ``torch``.
+        device: force a device (``"cpu"``, ``"cuda"``); default: CUDA if available.
+        scale: force ``"cpu"`` or ``"gpu"``; default: ``$CRATE_BOOK_SCALE``, else ``"gpu"`` on
+            a CUDA device and ``"cpu"`` otherwise.
+        verbose: print where the chapter runs.
+
+    Returns:
+        ``(device, scale)``.
+    """
+    random.seed(seed)
+    torch.manual_seed(seed)
+    dev = choose_device(device)
+    name = scale or os.environ.get("CRATE_BOOK_SCALE") or ("gpu" if dev.type == "cuda" else "cpu")
+    if name not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {name!r}")
+    chosen = SCALES[name]
+    if verbose:
+        where = "Colab" if in_colab() else "local"
+        gpu = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
+        print(f"cratelib set-up: {where} kernel, device {dev}{gpu}, scale '{chosen.name}', "
+              f"torch {torch.__version__}")
+    return dev, chosen
+
+
+def with_overrides(scale: Scale, **changes) -> Scale:
+    """A copy of ``scale`` with some fields changed (exercises that try a bigger setting)."""
+    return replace(scale, **changes)
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The book's repository root above ``start`` (default: the working directory): the first
+    folder holding both ``_config.yml`` and ``pyproject.toml``; None when not inside a checkout
+    (e.g. on Colab, where only the package is installed)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "pyproject.toml").is_file():
+            return folder
+    return None
+
+
+def data_path(relative: str, start: str | os.PathLike | None = None) -> Path | None:
+    """Path of a file shipped in the repository (e.g. ``"data/checkpoints/x.pt"``), or None
+    when the file (or the checkout) is not there."""
+    root = find_repo_root(start)
+    if root is None:
+        return None
+    path = root / relative
+    return path if path.exists() else None
