@@ -9,31 +9,23 @@ from cratelib.eval.coco_eval import encode_mask
 from cratelib.eval.extract import extract, load_model, to_model_input
 from cratelib.eval.maskcut_eval import evaluate_maskcut, run_maskcut
 from cratelib.eval.segmentation import coarse_segmentation, score_image
-from cratelib.eval.sources import Sample, coco_samples, export_embedded, folder_samples, voc_samples
+from cratelib.eval.sources import Sample, coco_samples, embedded_root, folder_samples, voc_samples
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("emb")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CRATELIB_CACHE", str(root / "cache"))
-    try:
-        yield export_embedded(root, num_images=3, image_size=64)
-    finally:
-        mp.undo()
-
-
-def test_embedded_export_is_read_back_in_both_formats(embedded):
-    voc = voc_samples(embedded / "VOC2012")
-    coco = coco_samples(embedded / "coco", limit=2)
+def test_embedded_data_is_read_back_in_both_formats(tmp_path):
+    root = embedded_root(3, tmp_path)  # the shipped 8-image sample
+    voc = voc_samples(root, limit=3)
+    coco, ann_file = coco_samples(root, limit=2)
     assert [s.image_id for s in voc] == [1, 2, 3] and [s.image_id for s in coco] == [1, 2]
-    assert voc[0].image.shape == (64, 64, 3) and voc[0].labels.shape == (64, 64)
+    assert ann_file.name == "instances_val2017.json"
+    assert voc[0].image.shape == (224, 224, 3) and voc[0].labels.shape == (224, 224)
     assert (voc[0].labels > 0).any() and (voc[0].labels == 0).any()
-    np.testing.assert_allclose(voc[0].image.astype(float), coco[0].image.astype(float), atol=0)
-    with pytest.raises(FileNotFoundError, match="JPEGImages"):
-        voc_samples(embedded / "coco")
+    np.testing.assert_array_equal(voc[0].image, coco[0].image)
     with pytest.raises(FileNotFoundError, match="no image files"):
-        folder_samples(embedded)
+        folder_samples(root)
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        folder_samples(root / "nope")
+    assert len(folder_samples(root / "val2017", limit=2)) == 2
 
 
 def test_extract_shapes_and_normalisation():

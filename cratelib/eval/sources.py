@@ -1,25 +1,32 @@
-"""Images (and ground truth) for the evaluations, read from the on-disk formats.
+"""Images (and ground truth) for the evaluations, as plain arrays.
 
-* ``voc``: a PASCAL VOC 2012 tree (``JPEGImages``, palette PNGs in
-  ``SegmentationClass`` with 255 = ignore, ``ImageSets/Segmentation/<set>.txt``);
-* ``coco``: ``<root>/<split>/*.jpg`` and ``<root>/annotations/instances_<split>.json``;
+Thin adapters over :mod:`cratelib.data`'s loaders:
+
+* ``voc``: PASCAL VOC 2012 (:class:`cratelib.data.VOCSegmentation`), label maps
+  with 0 background and 255 ignore;
+* ``coco``: a COCO split (:class:`cratelib.data.COCODetection`), ground truth
+  in its instances JSON;
 * ``folder``: every image file of a directory, no ground truth;
-* ``embedded``: cratelib's synthetic data set exported once into both layouts
-  (:mod:`cratelib.data.export`) and then read by the same readers as the real
-  data, so the whole path from files to metrics is exercised.
+* ``embedded``: cratelib's synthetic shapes written in both layouts, read by
+  the same two loaders as the real data: the shipped 8-image, 224 px sample
+  (``shapes224``), or a larger synthetic val set exported once on demand.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
+from cratelib.data import COCODetection, SyntheticConfig, VOCSegmentation, export_coco, export_voc
+from cratelib.data import load_or_generate, sample_dir
+from cratelib.data.sample import SAMPLE_CONFIGS
+from cratelib.eval.cache import atomic_write_text
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+EMBEDDED_SAMPLE = "shapes224"
 
 
 @dataclass
@@ -30,8 +37,7 @@ class Sample:
         image: ``(H, W, 3)`` uint8 RGB.
         image_id: COCO image id (VOC / folder: 1-based position).
         name: file stem.
-        labels: ``(H, W)`` int64 semantic labels (VOC: 0 background, 255
-            ignore), or ``None``.
+        labels: ``(H, W)`` int64 semantic labels (0 background, 255 ignore) or ``None``.
     """
 
     image: np.ndarray
@@ -40,93 +46,58 @@ class Sample:
     labels: np.ndarray | None = None
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB pixels of an image file."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _voc_dir(root: Path) -> Path:
-    for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
-        if (cand / "JPEGImages").is_dir() and (cand / "SegmentationClass").is_dir():
-            return cand
-    raise FileNotFoundError(
-        f"no PASCAL VOC tree under {root}: expected JPEGImages/ and SegmentationClass/ "
-        "in it, in VOC2012/ or in VOCdevkit/VOC2012/"
-    )
-
-
-def voc_samples(root: str | Path, image_set: str = "val", limit: int | None = None) -> list[Sample]:
-    """The images of ``ImageSets/Segmentation/<image_set>.txt`` with their class maps."""
-    voc = _voc_dir(Path(root))
-    listing = voc / "ImageSets" / "Segmentation" / f"{image_set}.txt"
-    if not listing.is_file():
-        raise FileNotFoundError(f"missing the image list {listing}")
-    names = listing.read_text().split()[:limit]
+def voc_samples(root: str | Path, split: str = "val", limit: int | None = None) -> list[Sample]:
+    """The first ``limit`` images of a VOC segmentation split, with their label maps."""
+    voc = VOCSegmentation(root, split=split)
+    n = len(voc) if limit is None else min(limit, len(voc))
     out = []
-    for i, name in enumerate(names, start=1):
-        with Image.open(voc / "SegmentationClass" / f"{name}.png") as im:
-            if im.mode not in ("P", "L"):
-                raise ValueError(f"{name}.png: expected a palette or grey label PNG, got mode {im.mode}")
-            labels = np.asarray(im).astype(np.int64)
-        out.append(Sample(read_rgb(voc / "JPEGImages" / f"{name}.jpg"), i, name, labels))
+    for i in range(n):
+        image, target = voc[i]
+        out.append(Sample(np.asarray(image), i + 1, voc.names[i], target.numpy()))
     return out
 
 
-def coco_annotation_file(root: str | Path, split: str = "val2017") -> Path:
-    """``<root>/annotations/instances_<split>.json``, checked to exist."""
-    path = Path(root) / "annotations" / f"instances_{split}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no COCO annotations at {path}")
-    return path
-
-
-def coco_samples(root: str | Path, split: str = "val2017", limit: int | None = None) -> list[Sample]:
-    """The first ``limit`` images (by id) of a COCO split."""
-    with open(coco_annotation_file(root, split)) as f:
-        images = sorted(json.load(f)["images"], key=lambda im: im["id"])[:limit]
-    return [
-        Sample(read_rgb(Path(root) / split / im["file_name"]), int(im["id"]), Path(im["file_name"]).stem)
-        for im in images
-    ]
+def coco_samples(root: str | Path, split: str = "val2017", limit: int | None = None) -> tuple[list[Sample], Path]:
+    """The first ``limit`` images (by id) of a COCO split and the path of its instances JSON."""
+    coco = COCODetection(root, split=split)
+    n = len(coco) if limit is None else min(limit, len(coco))
+    out = []
+    for i in range(n):
+        image, image_id = coco[i]
+        out.append(Sample(np.asarray(image), image_id, Path(coco.images[i]["file_name"]).stem))
+    return out, coco.annotation_file
 
 
 def folder_samples(root: str | Path, limit: int | None = None) -> list[Sample]:
     """Every image file directly in ``root`` (sorted by name), no ground truth."""
-    files = sorted(p for p in Path(root).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--root {root} is not a directory of images")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {root}")
-    return [Sample(read_rgb(p), i, p.stem) for i, p in enumerate(files, start=1)]
+    out = []
+    for i, path in enumerate(files, start=1):
+        with Image.open(path) as im:
+            out.append(Sample(np.asarray(im.convert("RGB")), i, path.stem))
+    return out
 
 
-def export_embedded(out_dir: str | Path, num_images: int = 16, image_size: int = 224, seed: int = 0) -> Path:
-    """Write the embedded synthetic val set as ``<out>/VOC2012`` and ``<out>/coco`` (once).
+def embedded_root(num_images: int, cache_dir: str | Path) -> Path:
+    """Folder with ``VOC2012/``, ``val2017/`` and ``annotations/`` of the embedded data.
 
-    The directory name carries the data's cache key, so a finished export is reused.
-
-    Returns:
-        the export's root directory.
+    Up to 8 images: the shipped ``shapes224`` sample.  More: a synthetic val
+    set of ``num_images`` 224 px images with 1-3 objects, exported once into
+    ``cache_dir`` (the folder name carries the data's cache key; a marker file
+    written last tells a finished export).
     """
-    from cratelib.data.export import export_coco, export_voc
-    from cratelib.data.synthetic import SyntheticConfig, load_or_generate
-
-    config = SyntheticConfig(
-        num_images=num_images, image_size=image_size, min_objects=1, max_objects=3,
-        seed=seed, split="val",
-    )
-    root = Path(out_dir) / f"embedded-{config.cache_key()}"
-    done = root / "COMPLETE"
-    if not done.exists():
+    if num_images <= SAMPLE_CONFIGS[EMBEDDED_SAMPLE].num_images:
+        return sample_dir(EMBEDDED_SAMPLE)
+    config = SyntheticConfig(num_images, image_size=224, min_objects=1, max_objects=3, split="val")
+    root = Path(cache_dir) / f"embedded-{config.cache_key()}"
+    if not (root / "COMPLETE").exists():
         data = load_or_generate(config)
-        export_voc(data, root / "VOC2012")
-        export_coco(data, root / "coco", split="val2017")
-        done.write_text(config.to_json())  # written last: marks a finished export
+        export_voc(data, root / "VOC2012", image_set="val")
+        export_coco(data, root, split="val2017")
+        atomic_write_text(root / "COMPLETE", config.to_json())
     return root
-
-
-def iter_batches(samples: list[Sample], batch_size: int) -> Iterator[list[Sample]]:
-    """Consecutive chunks of ``batch_size`` samples."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    for i in range(0, len(samples), batch_size):
-        yield samples[i : i + batch_size]
