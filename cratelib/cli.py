@@ -31,6 +31,13 @@ def _finetune(args: argparse.Namespace) -> int:
     return _train(args)
 
 
+def _train_zoo(args: argparse.Namespace) -> int:
+    from cratelib.train.zoo import ZOO_DIR, train_zoo
+
+    train_zoo(args.only or None, out_dir=args.out or ZOO_DIR, runs_dir=args.runs, overrides=args.set)
+    return 0
+
+
 def _add_train_args(p: argparse.ArgumentParser, default_config: str) -> None:
     p.add_argument("--config", default=default_config,
                    help="preset name (cpu-demo, colab, paper, finetune, zoo-*) or a YAML file")
@@ -57,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="cifar10, cifar100, flowers102, pets, imagefolder, synthetic")
     p.add_argument("--data-root", help="folder of the data set")
     p.set_defaults(func=_finetune)
+
+    p = sub.add_parser("train-zoo", help="train (resuming) and export the checkpoints shipped in data/checkpoints")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="only this zoo model (repeatable)")
+    p.add_argument("--out", help="where to export (default: the repository's data/checkpoints)")
+    p.add_argument("--runs", default="runs/zoo", help="run directories (resumable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
+    p.set_defaults(func=_train_zoo)
     return parser
 
 

@@ -1,0 +1,116 @@
+"""The checkpoint zoo shipped in ``data/checkpoints`` for the CPU build of the book.
+
+Every ``zoo-<name>.yaml`` preset is one model trained by :func:`cratelib.train.train` on the
+embedded data: CRATE, the ViT baseline of the same size, the ablations (CRATE-MLP, CRATE-MHSA,
+CRATE-sth), with epoch snapshots of the CRATE run (Fig. 10). For each, ``data/checkpoints`` holds
+
+* ``<name>.pt`` - a model-only checkpoint (float16 weights, config) for :func:`load_zoo_model`;
+* ``<name>.json`` - its record: the training config, the exact command that made it, the
+  training time, the per-epoch history and the accuracy on held-out images generated with a
+  seed never used in training;
+* ``<name>_epoch<e>.pt`` - snapshots, where the preset asks for them.
+
+``python -m cratelib train-zoo`` reproduces them all (runs resume across sessions).
+"""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from cratelib.checkpoint import atomic_save, load_checkpoint
+from cratelib.models import CRATE
+from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
+from cratelib.train.loop import data_source, evaluate, train
+
+__all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "train_zoo", "export_run", "load_zoo_model", "zoo_record"]
+
+ZOO_DIR = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
+HELD_OUT_SEED = 10_007  # synthetic test images for the records; no training config uses this seed
+HELD_OUT_IMAGES = 2000
+
+
+def zoo_names() -> list[str]:
+    """Names of the zoo presets (``zoo-crate.yaml`` -> ``crate``)."""
+    return sorted(p.stem.removeprefix("zoo-") for p in PRESET_DIR.glob("zoo-*.yaml"))
+
+
+def _half(state: dict) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def held_out_accuracy(model: CRATE, config: TrainConfig, device: str = "cpu") -> float:
+    """Top-1 accuracy on freshly generated images (test split, seed :data:`HELD_OUT_SEED`)."""
+    args = {**config.data_args, "seed": HELD_OUT_SEED, "num_images": HELD_OUT_IMAGES}
+    probe = TrainConfig.from_dict({**config.to_dict(), "data_args": args})
+    return evaluate(model, data_source(probe, "test"), device)["acc"]
+
+
+def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str = "") -> dict:
+    """Copy a finished run into the zoo: float16 weights, snapshots, and the record JSON."""
+    out_dir = Path(out_dir)
+    run = config.run_dir
+    ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    name = config.name
+    atomic_save({"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"]},
+                out_dir / f"{name}.pt")
+    for snap in sorted(run.glob("epoch_*.pt")):
+        s = torch.load(snap, map_location="cpu", weights_only=True)
+        atomic_save({"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]},
+                    out_dir / f"{name}_epoch{s['epoch']}.pt")
+    model = load_checkpoint(out_dir / f"{name}.pt")
+    record = {
+        "name": name,
+        "command": command or f"python -m cratelib train --config zoo-{name.removeprefix('zoo-')}",
+        "train_config": config.to_dict(),
+        "model_config": ckpt["config"],
+        "params": sum(p.numel() for p in model.parameters()),
+        "epochs": ckpt["epoch"],
+        "train_time_s": round(ckpt["train_time_s"], 1),
+        "history": ckpt["history"],
+        "held_out": {"seed": HELD_OUT_SEED, "images": HELD_OUT_IMAGES,
+                     "acc": held_out_accuracy(model.float(), config)},
+        "machine": {"torch": torch.__version__, "platform": platform.platform(), "device": config.device},
+    }
+    tmp = out_dir / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(out_dir / f"{name}.json")
+    return record
+
+
+def train_zoo(names: list[str] | None = None, out_dir: str | Path = ZOO_DIR, runs_dir: str = "runs/zoo",
+              overrides: list[str] | None = None) -> list[dict]:
+    """Train (resuming where a previous session stopped) and export every zoo model."""
+    records = []
+    for name in names or zoo_names():
+        if name not in zoo_names():
+            raise ValueError(f"unknown zoo model {name!r}; known: {zoo_names()}")
+        config = load_config(f"zoo-{name}", [f"out_dir={runs_dir}", *(overrides or [])])
+        train(config, resume=True)
+        command = f"python -m cratelib train --config zoo-{name}"
+        records.append(export_run(config, out_dir, command))
+        print(f"{name}: held-out accuracy {records[-1]['held_out']['acc']:.4f}, "
+              f"{records[-1]['train_time_s']:.0f} s")
+    return records
+
+
+def zoo_record(name: str, zoo_dir: str | Path = ZOO_DIR) -> dict:
+    """The record JSON of a shipped checkpoint."""
+    path = Path(zoo_dir) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no zoo record {path}; shipped checkpoints live in the repository's "
+                                "data/checkpoints (clone the repository) or run `python -m cratelib train-zoo`")
+    return json.loads(path.read_text())
+
+
+def load_zoo_model(name: str, epoch: int | None = None, zoo_dir: str | Path = ZOO_DIR, **overrides) -> CRATE:
+    """A shipped model (float32, eval mode); ``epoch`` picks a snapshot; ``overrides`` as in
+    :func:`cratelib.load_checkpoint` (e.g. ``img_size=128``)."""
+    file = Path(zoo_dir) / (f"{name}_epoch{epoch}.pt" if epoch is not None else f"{name}.pt")
+    if not file.is_file():
+        have = sorted(p.stem for p in Path(zoo_dir).glob("*.pt")) if Path(zoo_dir).is_dir() else []
+        raise FileNotFoundError(f"no shipped checkpoint {file}; available: {have or 'none'} "
+                                "(run `python -m cratelib train-zoo` to make them)")
+    return load_checkpoint(file, **overrides).float().eval()
