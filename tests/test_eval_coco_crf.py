@@ -111,6 +111,7 @@ def test_crf_refinement_snaps_a_blocky_noisy_mask_to_the_image_edge():
     patches[0, 0] = True
     patches[3, 4] = False
     coarse = np.kron(patches, np.ones((8, 8), bool))
+    image.setflags(write=False)  # as np.asarray(PIL image) returns
     refined = refine_mask(image, coarse)
     assert refined is not None
     assert iou(coarse, truth) < 0.85

@@ -54,11 +54,11 @@ def densecrf(image: np.ndarray, mask: np.ndarray, params: CRFParams = CRFParams(
         params: kernel settings (official MaskCut defaults).
     """
     dcrf = _densecrf_module()
-    image = np.ascontiguousarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(
             f"expected an (H, W, 3) uint8 image, got shape {image.shape} dtype {image.dtype}"
         )
+    image = np.array(image, order="C")  # a writable C-contiguous copy (pydensecrf needs one)
     fg = torch.as_tensor(np.asarray(mask, dtype=np.float64))
     if fg.dim() != 2:
         raise ValueError(f"expected a 2-D mask, got shape {tuple(fg.shape)}")

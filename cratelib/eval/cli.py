@@ -1,0 +1,250 @@
+"""``python -m cratelib evaluate {attention,pca,coarse-seg,maskcut}``: figures (PNG) and metrics (JSON).
+
+Wire-up (in ``cratelib/cli.py``)::
+
+    from cratelib.eval.cli import add_evaluate_parser, run_evaluate
+    add_evaluate_parser(subparsers)      # adds "evaluate" with set_defaults(func=run_evaluate)
+
+Examples::
+
+    python -m cratelib evaluate attention --model crate_small_patch8 --data embedded
+    python -m cratelib evaluate coarse-seg --model runs/crate.pt --data voc --root ~/data/VOCdevkit
+    python -m cratelib evaluate maskcut --model vit_small_patch8 --data coco --root ~/data/coco --num-images 100
+
+Extracted features are cached in ``--cache-dir`` under a key made of the
+model's identity (checkpoint SHA-256, or name + seed + weight hash for random
+weights), the images' pixels and the extraction settings; a second run with
+the same key skips the forward passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from cratelib.eval import plots
+from cratelib.eval.attention import dino_display
+from cratelib.eval.cache import atomic_write_json, cache_key, cached
+from cratelib.eval.coco_eval import write_detections
+from cratelib.eval.extract import Extracted, extract, load_model
+from cratelib.eval.maskcut import upsample_mask
+from cratelib.eval.maskcut_eval import evaluate_maskcut, run_maskcut
+from cratelib.eval.pca import pca_foreground, pca_grey_rgb
+from cratelib.eval.segmentation import coarse_segmentation
+from cratelib.eval.sources import Sample, coco_samples, embedded_root, folder_samples, voc_samples
+
+TASKS = ("attention", "pca", "coarse-seg", "maskcut")
+DATA = ("embedded", "voc", "coco", "folder")
+DEFAULT_IMG_SIZE = {"attention": 224, "pca": 224, "coarse-seg": 224, "maskcut": 480}
+DEFAULT_LAYER = {"attention": -2, "pca": -1, "coarse-seg": None, "maskcut": -1}  # None: all layers
+MAX_FIGURES = 8
+
+
+class UsageError(ValueError):
+    """Arguments that do not fit together, or a model/data set that cannot be found."""
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("CRATELIB_CACHE", "~/.cache/cratelib")).expanduser() / "eval"
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``evaluate`` command to ``subparsers``; it dispatches to :func:`run_evaluate`."""
+    p = subparsers.add_parser(
+        "evaluate", help="App. B evaluations: attention maps, PCA, coarse segmentation, MaskCut",
+        description="Run one of the paper's unsupervised evaluations (Appendix B) and write "
+        "PNG figures and a metrics JSON to --out.",
+    )
+    p.add_argument("task", choices=TASKS)
+    p.add_argument("--model", required=True,
+                   help="cratelib checkpoint path, or a registered cratelib / timm model name (random weights)")
+    p.add_argument("--data", choices=DATA, default="embedded",
+                   help="embedded: the synthetic shapes (no download); voc/coco/folder need --root")
+    p.add_argument("--root", type=Path, help="data root for voc, coco or folder")
+    p.add_argument("--split", help="VOC list name (default val) or COCO split (default val2017)")
+    p.add_argument("--layer", type=int, help="block index, negatives from the end (default: per task; "
+                   "coarse-seg: all layers)")
+    p.add_argument("--img-size", type=int, help="square input size (default 224; maskcut 480)")
+    p.add_argument("--num-images", type=int, default=8, help="first N images of the data (default 8)")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights (model names only)")
+    p.add_argument("--threshold", type=float, default=0.6, help="P of the map thresholds (paper 0.6)")
+    p.add_argument("--mode", choices=("top-entries", "mass"), default="top-entries",
+                   help="coarse-seg binarisation: the appendix's top entries or DINO's mass")
+    p.add_argument("--scale", type=float, help="softmax scale of eqs. 10-11 (default: the model's p^-0.5)")
+    p.add_argument("--tau", type=float, default=0.15, help="MaskCut affinity threshold (paper 0.15)")
+    p.add_argument("--solver", choices=("sparse", "dense", "torch"), default="sparse")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score CRF-refined MaskCut masks (Table 1 is without)")
+    p.add_argument("--cache-dir", type=Path, default=_default_cache_dir())
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    p.set_defaults(func=run_evaluate)
+    return p
+
+
+def _load_data(args: argparse.Namespace) -> tuple[list[Sample], Path | None]:
+    """Samples and, for COCO-format data, the instances JSON."""
+    n = args.num_images
+    if args.data == "embedded":
+        root = embedded_root(n, args.cache_dir / "data")
+        if args.task == "maskcut":
+            return coco_samples(root, "val2017", n)
+        return voc_samples(root, "val", n), None
+    if args.root is None:
+        raise UsageError(f"--data {args.data} needs --root PATH")
+    if args.data == "voc":
+        return voc_samples(args.root, args.split or "val", n), None
+    if args.data == "coco":
+        return coco_samples(args.root, args.split or "val2017", n)
+    return folder_samples(args.root, n), None
+
+
+def _data_digest(samples: list[Sample]) -> str:
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(s.name.encode() + s.image.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _extract_cached(args, model, model_id, samples, layers, img_size, what) -> tuple[Extracted, bool]:
+    def compute() -> Extracted:
+        return extract(model, [s.image for s in samples], layers, img_size, what=what,
+                       batch_size=args.batch_size, device=args.device, scale=args.scale, progress=True)
+
+    if args.no_cache:
+        return compute(), False
+    key = cache_key(model=model_id, data=_data_digest(samples), layers=layers, img_size=img_size,
+                    what=list(what), scale=args.scale)
+    return cached(args.cache_dir / "features" / f"{key}.pt", compute)
+
+
+def _save(fig, path: Path) -> str:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path.name
+
+
+def _attention(args, samples, ex: Extracted, layer: int, out: Path) -> dict:
+    maps = ex.attention[layer]
+    _, masks = dino_display(maps, mass=args.threshold)
+    files = [_save(plots.plot_head_maps(s.image, maps[j], masks[j], title=f"{s.name}, layer {layer}"),
+                   out / f"attention_{s.name}.png")
+             for j, s in enumerate(samples[:MAX_FIGURES])]
+    coverage = masks.float().flatten(2).mean(-1)  # (J, H): share of patches holding 60 % of the mass
+    return {"figures": files, "mass_mask_coverage_per_head": coverage.mean(0).tolist()}
+
+
+def _pca(args, samples, ex: Extracted, layer: int, out: Path) -> dict:
+    feats = ex.features[layer]
+    rgb, fg = pca_foreground(feats, ex.grid)
+    grey, rgb4 = pca_grey_rgb(feats, ex.grid)
+    k = min(len(samples), MAX_FIGURES)
+    images = [s.image for s in samples[:k]]
+    files = [_save(plots.plot_pca(images, rgb[:k], title=f"eq. 12, layer {layer}"), out / "pca_eq12.png"),
+             _save(plots.plot_pca(images, rgb4[:k], grey[:k], title=f"PC1 / PCs 2-4, layer {layer}"),
+                   out / "pca_pc1_pc234.png")]
+    return {"figures": files, "foreground_fraction": fg.float().flatten(1).mean(1).tolist()}
+
+
+def _coarse_seg(args, samples, ex: Extracted, out: Path) -> dict:
+    res = coarse_segmentation(ex.attention, [s.labels for s in samples], args.threshold, args.mode)
+    fig = plots.plot_layerwise({"eq. 14 mIoU": res.miou, "fg/bg mIoU": res.fg_miou}, "mIoU",
+                               title=f"coarse segmentation ({args.mode}, P={args.threshold})")
+    return {
+        "figures": [_save(fig, out / "coarse_seg_layers.png")],
+        "miou": {str(l): v for l, v in res.miou.items()},
+        "fg_miou": {str(l): v for l, v in res.fg_miou.items()},
+        "best_heads": {str(l): v.tolist() for l, v in res.best_heads.items()},
+        "best_layer": max(res.miou, key=lambda l: -1 if np.isnan(res.miou[l]) else res.miou[l]),
+    }
+
+
+def _maskcut(args, samples, ex: Extracted, layer: int, gt: Path | None, out: Path) -> dict:
+    run = run_maskcut(ex.features[layer], ex.grid, samples, tau=args.tau, solver=args.solver,
+                      crf=args.crf, progress=True)
+    result: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
+    if run.detections_crf is not None:
+        result["detections_crf"] = write_detections(run.detections_crf, out / "detections_crf.json").name
+    if gt is not None:
+        result["coco"] = evaluate_maskcut(run, gt)
+    result["figures"] = [
+        _save(plots.plot_maskcut(s.image, [upsample_mask(m, s.image.shape[:2]) for m in masks],
+                                 title=s.name), out / f"maskcut_{s.name}.png")
+        for s, masks in list(zip(samples, run.patch_masks))[:MAX_FIGURES]
+    ]
+    return result
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run ``args.task``; write ``<out>/<task>/metrics.json`` and figures.
+
+    Returns:
+        0 on success, 2 (with a message on stderr) for bad arguments or missing data.
+    """
+    matplotlib.use("Agg")  # files only; set here, not at import, to leave notebooks alone
+    try:
+        return _run(args)
+    except (UsageError, FileNotFoundError) as err:
+        print(f"cratelib evaluate {args.task}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    img_size = args.img_size or DEFAULT_IMG_SIZE[args.task]
+    if args.task == "coarse-seg" and args.data in ("coco", "folder"):
+        raise UsageError(f"coarse-seg needs label maps: use --data voc or embedded, not {args.data}")
+    samples, gt = _load_data(args)
+    try:
+        model, model_id = load_model(args.model, img_size, args.seed)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    layer = args.layer if args.layer is not None else DEFAULT_LAYER[args.task]
+    layers = list(range(len(model.blocks))) if layer is None else [layer]
+    what = ("features",) if args.task in ("pca", "maskcut") else ("attention",)
+    ex, hit = _extract_cached(args, model, model_id, samples, layers, img_size, what)
+    out = args.out / args.task
+    out.mkdir(parents=True, exist_ok=True)
+    if args.task == "attention":
+        result = _attention(args, samples, ex, layer, out)
+    elif args.task == "pca":
+        result = _pca(args, samples, ex, layer, out)
+    elif args.task == "coarse-seg":
+        result = _coarse_seg(args, samples, ex, out)
+    else:
+        result = _maskcut(args, samples, ex, layer, gt, out)
+    metrics = {
+        "task": args.task, "model": args.model, "model_id": model_id, "data": args.data,
+        "root": str(args.root) if args.root else None, "num_images": len(samples),
+        "img_size": img_size, "layers": layers, "grid": list(ex.grid), "cache_hit": hit,
+        "seconds": round(time.perf_counter() - start, 2), **result,
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    print(f"{args.task}: wrote {out / 'metrics.json'} ({len(result.get('figures', []))} figures, "
+          f"features {'from cache' if hit else 'computed'})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m cratelib.eval.cli evaluate ...``."""
+    parser = argparse.ArgumentParser(prog="cratelib")
+    add_evaluate_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

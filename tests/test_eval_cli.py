@@ -1,0 +1,70 @@
+"""``evaluate`` command: files written, cache reused, clear errors."""
+
+import argparse
+import json
+
+import pytest
+
+from cratelib.eval.cli import add_evaluate_parser, main
+
+
+@pytest.fixture()
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRATELIB_CACHE", str(tmp_path / "cache"))
+
+    def go(*argv):
+        base = ["evaluate", *argv, "--model", "crate_nano_patch8", "--num-images", "2",
+                "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+        return main(base)
+
+    return go, tmp_path / "out"
+
+
+def test_parser_is_attachable_and_dispatches():
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["evaluate", "maskcut", "--model", "m", "--no-crf"])
+    assert args.task == "maskcut" and args.crf is False and args.func.__name__ == "run_evaluate"
+
+
+def test_coarse_seg_writes_metrics_and_reuses_the_cache(run):
+    go, out = run
+    assert go("coarse-seg", "--img-size", "32") == 0
+    first = json.loads((out / "coarse-seg" / "metrics.json").read_text())
+    assert first["cache_hit"] is False and first["layers"] == list(range(6))
+    assert set(first["miou"]) == {str(l) for l in range(6)}
+    assert all(0 <= v <= 1 for v in first["miou"].values())
+    assert (out / "coarse-seg" / "coarse_seg_layers.png").stat().st_size > 0
+    assert go("coarse-seg", "--img-size", "32") == 0
+    second = json.loads((out / "coarse-seg" / "metrics.json").read_text())
+    assert second["cache_hit"] is True and second["miou"] == first["miou"]
+
+
+def test_maskcut_writes_detections_and_coco_scores(run):
+    go, out = run
+    assert go("maskcut", "--img-size", "64", "--no-crf") == 0
+    metrics = json.loads((out / "maskcut" / "metrics.json").read_text())
+    assert set(metrics["coco"]) == {"no_crf"} and set(metrics["coco"]["no_crf"]) == {"bbox", "segm"}
+    dets = json.loads((out / "maskcut" / "detections.json").read_text())
+    assert all(d["category_id"] == 1 and d["image_id"] in (1, 2) for d in dets)
+    assert len(metrics["figures"]) == 2
+
+
+def test_attention_and_pca_figures(run):
+    go, out = run
+    assert go("attention", "--img-size", "32", "--layer", "-1") == 0
+    assert go("pca", "--img-size", "32") == 0
+    att = json.loads((out / "attention" / "metrics.json").read_text())
+    assert len(att["mass_mask_coverage_per_head"]) == 6 and len(att["figures"]) == 2
+    pca = json.loads((out / "pca" / "metrics.json").read_text())
+    assert sorted(pca["figures"]) == ["pca_eq12.png", "pca_pc1_pc234.png"]
+
+
+def test_bad_arguments_give_a_message_and_exit_code_2(run, capsys):
+    go, _ = run
+    assert go("coarse-seg", "--data", "coco", "--root", "/nonexistent") == 2
+    assert "needs label maps" in capsys.readouterr().err
+    assert go("attention", "--data", "folder") == 2
+    assert "needs --root" in capsys.readouterr().err
+    assert main(["evaluate", "pca", "--model", "nope", "--num-images", "1"]) == 2
+    assert "neither a checkpoint" in capsys.readouterr().err
