@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs/zoo", help="run directories (resumable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
     p.set_defaults(func=_train_zoo)
+
+    from cratelib.eval.cli import add_evaluate_parser
+
+    add_evaluate_parser(sub)  # evaluate {attention,pca,coarse-seg,maskcut}
     return parser
 
 
