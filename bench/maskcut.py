@@ -10,8 +10,8 @@ doing everything except the cut (baseline).  ``tracemalloc`` adds the peak of
 Python/numpy allocations (torch's CPU allocator is not traced by it).  On
 CUDA the torch solver's ``torch.cuda.max_memory_allocated`` is reported.
 
-    python bench/maskcut.py                    # CPU: dense, sparse, sparse-cold, torch
-    python bench/maskcut.py --images 3 --grid 60 --dim 384
+    python bench/maskcut.py                    # CPU: dense, sparse, sparse-cold
+    python bench/maskcut.py --solvers dense,sparse,torch --images 3
     python bench/maskcut.py --device cuda      # adds the torch solver on the GPU
 """
 
@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384, help="feature width")
     parser.add_argument("--sigma", type=float, default=0.6, help="noise of the planted features")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--solvers", default="dense,sparse,sparse-cold,torch")
+    parser.add_argument("--solvers", default="dense,sparse,sparse-cold",
+                        help="CPU solvers to time (torch = full eigh: slow on CPU)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--solver", default="dense", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -23,7 +23,9 @@ def test_sparse_affinity_is_dense_minus_eps_floor():
     assert 0.0 < (dense > 0.5).mean() < 1.0  # a real threshold, not all or nothing
 
 
-@pytest.mark.parametrize("solver,binary", [("sparse", True), ("sparse", False), ("torch", True)])
+@pytest.mark.parametrize(
+    "solver,binary", [("sparse", True), ("sparse", False), ("torch", True), ("auto", True)]
+)
 def test_solvers_agree_with_dense_generalised_eigh(solver, binary):
     feats, _ = planted_patch_features(GRID, 64, ONE, sigma=0.8, seed=2)
     x_ref, lam_ref = second_eigenvector(feats, binary=binary, solver="dense")

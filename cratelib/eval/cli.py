@@ -84,7 +84,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    help="coarse-seg binarisation: the appendix's top entries or DINO's mass")
     p.add_argument("--scale", type=float, help="softmax scale of eqs. 10-11 (default: the model's p^-0.5)")
     p.add_argument("--tau", type=float, default=0.15, help="MaskCut affinity threshold (paper 0.15)")
-    p.add_argument("--solver", choices=("sparse", "dense", "torch"), default="sparse")
+    p.add_argument("--solver", choices=("auto", "sparse", "dense", "torch"), default="auto",
+                   help="normalized-cut eigensolver (auto: torch on CUDA, else sparse)")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                    help="also score CRF-refined MaskCut masks (Table 1 is without)")
     p.add_argument("--cache-dir", type=Path, default=_default_cache_dir())
@@ -174,7 +175,7 @@ def _coarse_seg(args, samples, ex: Extracted, out: Path) -> dict:
 
 def _maskcut(args, samples, ex: Extracted, layer: int, gt: Path | None, out: Path) -> dict:
     run = run_maskcut(ex.features[layer], ex.grid, samples, tau=args.tau, solver=args.solver,
-                      crf=args.crf, progress=True)
+                      crf=args.crf, device=args.device, progress=True)
     result: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
     if run.detections_crf is not None:
         result["detections_crf"] = write_detections(run.detections_crf, out / "detections_crf.json").name

@@ -75,7 +75,7 @@ def load_model(spec: str, img_size: int, seed: int = 0) -> tuple[torch.nn.Module
     """
     path = Path(spec)
     if path.is_file():
-        return load_checkpoint(path, img_size=img_size).eval(), f"ckpt-{file_sha256(path)[:16]}"
+        return load_checkpoint(path, img_size=img_size).float().eval(), f"ckpt-{file_sha256(path)[:16]}"
     torch.manual_seed(seed)
     if spec in list_models():
         model = create_model(spec, img_size=img_size)

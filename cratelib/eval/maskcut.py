@@ -93,7 +93,7 @@ def maskcut(
     tau: float = 0.15,
     eps: float = 1e-5,
     binary: bool = True,
-    solver: Solver = "sparse",
+    solver: Solver = "auto",
     corner_limit: int = 3,
     warm_start: bool = True,
 ) -> MaskCutResult:
@@ -107,7 +107,8 @@ def maskcut(
         num_objects: n, the number of cuts (paper: 3).
         tau: affinity threshold on the cosine similarity (paper: 0.15).
         eps, binary: graph weights, see :mod:`cratelib.eval.ncut`.
-        solver: ``"dense"``, ``"sparse"`` or ``"torch"``.
+        solver: ``"auto"`` (torch on CUDA features, else sparse), ``"dense"``,
+            ``"sparse"`` or ``"torch"``.
         corner_limit: see the module doc (official: 3).
         warm_start: start the sparse solver of cut ``i`` from cut ``i - 1``'s vector.
 

@@ -53,9 +53,10 @@ def run_maskcut(
     samples: list[Sample],
     num_objects: int = 3,
     tau: float = 0.15,
-    solver: Solver = "sparse",
+    solver: Solver = "auto",
     crf: bool = True,
     crf_size: int = 480,
+    device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> MaskCutRun:
     """MaskCut on ``J`` images.
@@ -67,13 +68,15 @@ def run_maskcut(
         num_objects, tau, solver: MaskCut settings (paper: 3, 0.15).
         crf: also produce CRF-refined detections.
         crf_size: side of the square image the CRF runs on.
+        device: where the cuts are computed (``"cuda"`` with ``solver="auto"``
+            uses the torch eigensolver on the GPU).
         progress: tqdm bar.
     """
     if features.shape[0] != len(samples):
         raise ValueError(f"{features.shape[0]} feature maps but {len(samples)} samples")
     run = MaskCutRun(detections_crf=[] if crf else None)
     for feats, sample in tqdm(list(zip(features, samples)), desc="maskcut", disable=not progress):
-        result = maskcut(feats, grid, num_objects, tau, solver=solver)
+        result = maskcut(feats.to(device), grid, num_objects, tau, solver=solver)
         size = sample.image.shape[:2]
         run.image_ids.append(sample.image_id)
         run.patch_masks.append(result.masks)

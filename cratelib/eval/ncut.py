@@ -24,7 +24,8 @@ Three solvers give the same vector (up to sign and scale):
   features' device (GPU when they are on CUDA), float64.
 
 ``y`` solves ``L_sym y = lambda y`` iff ``x = D^{-1/2} y`` solves the
-generalised problem, so all three return ``x``.
+generalised problem, so all three return ``x``.  ``"auto"`` picks
+``"torch"`` for CUDA features and ``"sparse"`` otherwise.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ import scipy.sparse.linalg
 import torch
 import torch.nn.functional as F
 
-Solver = Literal["dense", "sparse", "torch"]
-SOLVERS = ("dense", "sparse", "torch")
+Solver = Literal["auto", "dense", "sparse", "torch"]
+SOLVERS = ("auto", "dense", "sparse", "torch")
 
 
 def _as_features(features: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -68,24 +69,35 @@ def sparse_affinity(
     binary: bool = True,
     chunk: int = 512,
 ) -> scipy.sparse.csr_matrix:
-    """The entries of the affinity above ``tau``: CSR float32 ``(N, N)`` matrix ``S``.
+    """The entries of the affinity above ``tau``: CSR float64 ``(N, N)`` matrix ``S``.
 
     ``S_ij = w_ij`` (1 if ``binary``, else the cosine) where the cosine exceeds
     ``tau``; every other entry of ``W`` is eps, so ``W = S + eps (1 1^T - G)``
-    with ``G`` the pattern (ones where ``S`` has an entry).  Rows are computed
-    ``chunk`` at a time: peak memory is ``chunk x N`` plus the CSR arrays.
+    with ``G`` the pattern (ones where ``S`` has an entry).  Cosines are
+    computed ``chunk`` rows at a time into an ``N x N`` bool pattern (1 byte
+    per entry), then the CSR arrays are filled in place: peak memory is the
+    pattern, the CSR arrays (12 bytes per entry) and one chunk.
     """
     fn = _as_features(features).cpu()
     n = fn.shape[0]
-    rows, cols, vals = [], [], []
-    for start in range(0, n, chunk):
-        cos = fn[start : start + chunk] @ fn.T  # (chunk, N)
-        r, c = (cos > tau).nonzero(as_tuple=True)
-        rows.append((r + start).numpy().astype(np.int32))
-        cols.append(c.numpy().astype(np.int32))
-        vals.append(np.ones(r.numel(), np.float32) if binary else cos[r, c].float().numpy())
-    data = (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))
-    return scipy.sparse.csr_matrix(data, shape=(n, n))
+    starts = range(0, n, chunk)
+    pattern = np.empty((n, n), dtype=bool)
+    for start in starts:
+        pattern[start : start + chunk] = (fn[start : start + chunk] @ fn.T > tau).numpy()
+    index_dtype = np.int32 if n * n < 2**31 else np.int64
+    indptr = np.zeros(n + 1, dtype=index_dtype)
+    np.cumsum(pattern.sum(1), out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=index_dtype)
+    data = np.ones(int(indptr[-1]))
+    for start in starts:
+        stop = min(start + chunk, n)
+        r, c = np.nonzero(pattern[start:stop])
+        span = slice(int(indptr[start]), int(indptr[stop]))
+        indices[span] = c
+        if not binary:
+            cos = (fn[start:stop] @ fn.T).numpy()
+            data[span] = cos[r, c]
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n))
 
 
 def _dense_solve(features, tau, eps, binary) -> tuple[np.ndarray, float]:
@@ -106,17 +118,27 @@ def _torch_solve(features, tau, eps, binary) -> tuple[np.ndarray, float]:
 
 def _sparse_solve(features, tau, eps, binary, x0) -> tuple[np.ndarray, float]:
     s = sparse_affinity(features, tau, binary)
-    g = s if binary else scipy.sparse.csr_matrix((np.ones_like(s.data), s.indices, s.indptr), s.shape)
+    if binary:  # S = G: W z = (1 - eps) S z + eps sum(z)
+        s = s * (1.0 - eps)
+
+        def above(z: np.ndarray) -> np.ndarray:
+            return s @ z
+
+    else:  # W z = S z - eps G z + eps sum(z)
+        g = scipy.sparse.csr_matrix((np.ones_like(s.data), s.indices, s.indptr), s.shape)
+
+        def above(z: np.ndarray) -> np.ndarray:
+            return s @ z - eps * (g @ z)
+
     n = s.shape[0]
-    ones = np.ones(n)
-    d = (s @ ones) - eps * (g @ ones) + eps * n
+    d = above(np.ones(n)) + eps * n
     d_isqrt = 1.0 / np.sqrt(d)
     top = np.sqrt(d) / np.linalg.norm(np.sqrt(d))  # eigenvector of eigenvalue 1
 
     def matvec(y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64).ravel()
         z = d_isqrt * y
-        my = d_isqrt * (s @ z - eps * (g @ z) + eps * z.sum())  # W z
+        my = d_isqrt * (above(z) + eps * z.sum())  # W z
         return my - 3.0 * top * (top @ y)  # move the trivial eigenvalue 1 to -2
 
     op = scipy.sparse.linalg.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
@@ -135,7 +157,7 @@ def second_eigenvector(
     tau: float = 0.15,
     eps: float = 1e-5,
     binary: bool = True,
-    solver: Solver = "sparse",
+    solver: Solver = "auto",
     x0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Second-smallest generalised eigenvector of ``(D - W) x = lambda D x``.
@@ -147,7 +169,7 @@ def second_eigenvector(
         eps: weight given to the entries at or below tau (MaskCut: 1e-5).
         binary: ``True`` uses 1 above tau (official MaskCut); ``False`` keeps
             the cosine value.
-        solver: ``"dense"``, ``"sparse"`` or ``"torch"`` (module doc).
+        solver: ``"auto"``, ``"dense"``, ``"sparse"`` or ``"torch"`` (module doc).
         x0: ``(N,)`` warm start for ``"sparse"`` (e.g. the previous cut's
             vector); ignored by the direct solvers.
 
@@ -155,6 +177,8 @@ def second_eigenvector(
         ``(x, lambda)``: the eigenvector ``(N,)`` float64 numpy (sign
         arbitrary) and its eigenvalue.
     """
+    if solver == "auto":
+        solver = "torch" if torch.is_tensor(features) and features.is_cuda else "sparse"
     if solver == "dense":
         return _dense_solve(features, tau, eps, binary)
     if solver == "torch":

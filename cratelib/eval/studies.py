@@ -59,14 +59,15 @@ def layerwise_maskcut(
     layers: Sequence[int] | None = None,
     img_size: int = 480,
     crf: bool = False,
-    solver: Solver = "sparse",
+    solver: Solver = "auto",
     device: str = "cpu",
 ) -> dict[int, dict]:
     """Class-agnostic COCO AP of MaskCut with each layer's features (Fig. 6)."""
     layers = _layers(model, layers)
     ex = extract(model, [s.image for s in samples], layers, img_size, what=("features",), device=device)
     return {
-        l: evaluate_maskcut(run_maskcut(ex.features[l], ex.grid, samples, solver=solver, crf=crf), gt)
+        l: evaluate_maskcut(run_maskcut(ex.features[l], ex.grid, samples, solver=solver, crf=crf,
+                                        device=device), gt)
         for l in layers
     }
 
