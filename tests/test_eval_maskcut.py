@@ -108,5 +108,7 @@ def test_bad_inputs_are_clear_errors():
         maskcut(torch.zeros(15, 8), (4, 4))
     with pytest.raises(ValueError, match="solver must be one of"):
         second_eigenvector(torch.rand(16, 8), solver="magic")
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        second_eigenvector(torch.rand(16, 8), eps=0.0)
     with pytest.raises(ValueError, match=r"\(N, d\)"):
         second_eigenvector(torch.rand(16))

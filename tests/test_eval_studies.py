@@ -21,6 +21,7 @@ from cratelib.eval.studies import (  # noqa: E402
     head_maps,
     layerwise_pca,
     noise_study,
+    training_snapshots,
     transfer_table,
 )
 
@@ -76,6 +77,9 @@ def test_compare_models_rows(tiny):
     assert 0 <= rows[0]["voc_miou"] <= 100 and 0 <= rows[0]["det_AP"] <= 100
     with pytest.raises(ValueError, match="coco_gt"):
         compare_models({"a": tiny}, coco=voc)
+    snap_rows, pca = training_snapshots({"init": tiny}, voc, gt, det_img_size=32, pca_img_size=32)
+    assert snap_rows[0]["model"] == "init" and snap_rows[0]["det_AP"] == rows[0]["det_AP"]
+    assert pca["init"][0].shape == (1, 4, 4) and pca["init"][1].shape == (1, 4, 4, 3)
 
 
 def test_noise_study_and_figures(tiny):

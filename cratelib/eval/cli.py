@@ -47,6 +47,7 @@ DATA = ("embedded", "voc", "coco", "folder")
 DEFAULT_IMG_SIZE = {"attention": 224, "pca": 224, "coarse-seg": 224, "maskcut": 480}
 DEFAULT_LAYER = {"attention": -2, "pca": -1, "coarse-seg": None, "maskcut": -1}  # None: all layers
 MAX_FIGURES = 8
+CACHE_VERSION = 1  # bump when extraction changes, so that old cache entries are not reused
 
 
 class UsageError(ValueError):
@@ -125,7 +126,7 @@ def _extract_cached(args, model, model_id, samples, layers, img_size, what) -> t
 
     if args.no_cache:
         return compute(), False
-    key = cache_key(model=model_id, data=_data_digest(samples), layers=layers, img_size=img_size,
+    key = cache_key(version=CACHE_VERSION, model=model_id, data=_data_digest(samples), layers=layers, img_size=img_size,
                     what=list(what), scale=args.scale)
     return cached(args.cache_dir / "features" / f"{key}.pt", compute)
 

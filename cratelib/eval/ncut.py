@@ -166,7 +166,8 @@ def second_eigenvector(
         features: ``(N, d)`` patch features (rows of zeros are "masked out":
             their affinity is eps to every patch, as in MaskCut).
         tau: cosine threshold of the graph (paper: 0.15).
-        eps: weight given to the entries at or below tau (MaskCut: 1e-5).
+        eps: weight given to the entries at or below tau (MaskCut: 1e-5; the
+            paper's "set to 0" would leave masked-out patches with degree 0).
         binary: ``True`` uses 1 above tau (official MaskCut); ``False`` keeps
             the cosine value.
         solver: ``"auto"``, ``"dense"``, ``"sparse"`` or ``"torch"`` (module doc).
@@ -177,6 +178,8 @@ def second_eigenvector(
         ``(x, lambda)``: the eigenvector ``(N,)`` float64 numpy (sign
         arbitrary) and its eigenvalue.
     """
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (it keeps every degree positive), got {eps}")
     if solver == "auto":
         solver = "torch" if torch.is_tensor(features) and features.is_cuda else "sparse"
     if solver == "dense":

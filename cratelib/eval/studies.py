@@ -2,8 +2,8 @@
 
 * Fig. 4b / Fig. 6: :func:`layerwise_miou`, :func:`layerwise_maskcut`, :func:`layerwise_pca`;
 * Fig. 7 (semantic heads) and Figs. 11-13 (maps): :func:`head_maps`;
-* Table 1 / Table 2 / Fig. 10: :func:`compare_models` over several models or
-  training snapshots, each row: MaskCut AP and coarse-segmentation mIoU;
+* Table 1 / Table 2: :func:`compare_models`, each row: MaskCut AP and
+  coarse-segmentation mIoU; Fig. 10: :func:`training_snapshots`;
 * Figs. 11-12: :func:`add_gaussian_noise` and :func:`noise_study`;
 * Table 3: :func:`transfer_table` from fine-tuning results.
 
@@ -137,6 +137,35 @@ def compare_models(
                                                    device=device).miou[seg_layer]
         rows.append(row)
     return rows
+
+
+def training_snapshots(
+    snapshots: Mapping[str, Model],
+    coco: list[Sample],
+    coco_gt: dict | str | Path,
+    pca_samples: list[Sample] | None = None,
+    layer: int = -1,
+    det_img_size: int = 480,
+    pca_img_size: int = 224,
+    device: str = "cpu",
+) -> tuple[list[dict], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Fig. 10: MaskCut detection AP and PCA of ``layer`` for each training snapshot.
+
+    Args:
+        snapshots: ``label -> model`` in training order (e.g. "init", "epoch 2", ...).
+        coco, coco_gt: detection data and its ground truth.
+        pca_samples: images for the PCA panels (default: the first 4 of ``coco``).
+
+    Returns:
+        ``(rows, pca)``: rows as :func:`compare_models` (``model`` = label) and
+        ``label -> (grey (J, h, w), rgb (J, h, w, 3))``.
+    """
+    rows = compare_models(snapshots, coco=coco, coco_gt=coco_gt, det_layer=layer,
+                          det_img_size=det_img_size, device=device)
+    images = pca_samples if pca_samples is not None else coco[:4]
+    pca = {label: layerwise_pca(model, images, [layer], pca_img_size, device)[layer]
+           for label, model in snapshots.items()}
+    return rows, pca
 
 
 def add_gaussian_noise(image: np.ndarray, sigma: float, fraction: float = 0.5, seed: int = 0) -> np.ndarray:
