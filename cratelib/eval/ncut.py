@@ -15,7 +15,7 @@ Three solvers give the same vector (up to sign and scale):
 * ``"dense"``: ``scipy.linalg.eigh(D - W, D)`` on the full ``N x N`` matrix,
   exactly as the official code (``O(N^3)`` time, several ``N^2`` buffers).
 * ``"sparse"``: ``W = S + eps (1 1^T - G)`` where ``S`` keeps only the entries
-  above tau (stored CSR, built in row chunks so the dense ``C`` never exists)
+  above tau (stored CSR, built in row chunks: no dense float ``N x N`` matrix)
   and ``G`` is its pattern, so the eps floor is exact, not dropped.  ARPACK Lanczos
   (``scipy.sparse.linalg.eigsh``) finds the largest eigenvector of the
   normalised affinity ``D^{-1/2} W D^{-1/2} = I - L_sym`` after deflating its
@@ -119,7 +119,7 @@ def _torch_solve(features, tau, eps, binary) -> tuple[np.ndarray, float]:
 def _sparse_solve(features, tau, eps, binary, x0) -> tuple[np.ndarray, float]:
     s = sparse_affinity(features, tau, binary)
     if binary:  # S = G: W z = (1 - eps) S z + eps sum(z)
-        s = s * (1.0 - eps)
+        s.data *= 1.0 - eps  # in place: no second copy of the CSR arrays
 
         def above(z: np.ndarray) -> np.ndarray:
             return s @ z
