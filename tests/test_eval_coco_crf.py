@@ -128,3 +128,11 @@ def test_crf_bad_input_is_a_clear_error():
         densecrf(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8)))
     with pytest.raises(ValueError, match="image's size"):
         refine_mask(np.zeros((8, 8, 3), np.uint8), np.zeros((4, 4), bool))
+
+
+def test_missing_pydensecrf_names_the_package(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
+    with pytest.raises(ImportError, match="pip install pydensecrf2"):
+        densecrf(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8)))
