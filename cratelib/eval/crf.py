@@ -36,7 +36,7 @@ class CRFParams:
 def _densecrf_module():
     try:
         import pydensecrf.densecrf as dcrf
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError(
             "dense-CRF refinement needs pydensecrf: `pip install pydensecrf2` "
             "(or `pip install cratelib[crf]`); run MaskCut with crf=False to skip it"
