@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "find_repo_root", "data_path"]
+__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "glue", "find_repo_root", "data_path"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,21 @@ def setup(seed: int = 0, device: str | None = None, scale: str | None = None,
 def with_overrides(scale: Scale, **changes) -> Scale:
     """A copy of ``scale`` with some fields changed (exercises that try a bigger setting)."""
     return replace(scale, **changes)
+
+
+def glue(name: str, value, display: bool = True) -> None:
+    """``myst_nb.glue`` when Jupyter Book's myst-nb is installed (the book build), else a
+    stand-in for plain kernels such as Colab: ``display=True`` shows the value, ``display=False``
+    does nothing. Chapters store the numbers their text quotes with it."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return
+    myst_glue(name, value, display=display)
 
 
 def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
