@@ -127,6 +127,18 @@ def test_patch_level_mask_beats_uniform_map(single: SyntheticData) -> None:
     assert oracle.mean() > 0.75 and uniform.mean() < 0.4
 
 
+def test_max_rotation_limits_the_rotation() -> None:
+    """Squares (class 1) fill their tight box when upright, and not when turned."""
+    def square_fill(max_rotation: float) -> np.ndarray:
+        data = generate(SyntheticConfig(40, num_classes=2, seed=6, max_rotation=max_rotation))
+        return np.array([o[0]["area"] / (o[0]["box"][2] * o[0]["box"][3])
+                         for o, y in zip(data.instances, data.labels) if y == 1])
+
+    assert square_fill(0.0).min() > 0.95
+    turned = square_fill(180.0)  # capped by the square's own limit of 45 degrees
+    assert turned.min() < 0.75 and turned.min() > 0.45
+
+
 def test_rasterize_matches_the_shape_area() -> None:
     for shape in SHAPES:
         mask = rasterize(shape, (64.0, 64.0), 40.0, 17.0, 128)
@@ -135,7 +147,7 @@ def test_rasterize_matches_the_shape_area() -> None:
 
 @pytest.mark.parametrize("bad", [dict(image_size=60), dict(image_size=240), dict(num_classes=11),
                                  dict(min_objects=2, max_objects=1), dict(split="dev"),
-                                 dict(other_area=(0.1, 0.3))])
+                                 dict(other_area=(0.1, 0.3)), dict(max_rotation=-1)])
 def test_invalid_config_is_rejected(bad: dict) -> None:
     with pytest.raises(ValueError, match="SyntheticConfig"):
         SyntheticConfig(4, **bad)
@@ -166,10 +178,15 @@ def test_cache_round_trip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         np.testing.assert_array_equal(getattr(first, key), getattr(second, key))
 
 
-def test_corrupt_cache_is_regenerated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_cache_is_regenerated(tmp_path: Path, damage: str) -> None:
     config = SyntheticConfig(4, image_size=32, seed=2)
     path = tmp_path / f"synthetic-{config.cache_key()}.npz"
-    path.write_bytes(b"not an npz")
+    if damage == "garbage":
+        path.write_bytes(b"not an npz")
+    else:
+        load_or_generate(config, tmp_path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.warns(UserWarning, match="regenerating"):
         data = load_or_generate(config, tmp_path)
     np.testing.assert_array_equal(data.images, generate(config).images)

@@ -6,10 +6,10 @@ pixels, rotation) and returns its binary mask: the shape is drawn at ``supersamp
 resolution and a pixel belongs to the mask when at least half of it is covered. The synthetic images
 are then *painted from these masks*, so the masks are the exact ground truth of the pixels.
 
-The classes were chosen to stay distinguishable under their rotation ranges: the only rotations
-allowed are those that cannot turn one class into another (a square turned by 45 degrees is still
-the only square-like class; triangles and hearts stay roughly upright so that a heart never looks
-like a downward triangle; ellipses are clearly elongated, rings have a large hole).
+The classes were chosen to stay distinguishable under their rotation limits: no allowed rotation
+turns one class into another (a square turned by 45 degrees is still the only square-like class;
+triangles and hearts stay roughly upright so that a heart never looks like a downward triangle;
+ellipses are clearly elongated, rings have a large hole).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class Shape:
         name: class name.
         parts: ``((vertices (V, 2) float, additive), ...)`` drawn in order; an additive part fills,
             a subtractive part cuts a hole (ring, crescent).
-        max_rotation: rotations are drawn uniformly from ``[-max_rotation, max_rotation]`` degrees.
+        max_rotation: the largest rotation (degrees, either way) that keeps the class
+            recognisable and distinct; beyond a symmetry period it adds nothing new.
+            :class:`~cratelib.data.SyntheticConfig` can lower it further.
     """
 
     name: str
@@ -147,6 +149,8 @@ def rasterize(shape: Shape, center: tuple[float, float], scale: float, angle_deg
         # PIL puts integer coordinates at sub-pixel centres: shift by half a sub-pixel.
         local = (pts - np.array([x0, y0])) * s - 0.5
         draw.polygon([tuple(p) for p in local.tolist()], fill=255 if add else 0)
-    cover = np.asarray(canvas, dtype=np.float32).reshape(y1 - y0, s, x1 - x0, s).mean((1, 3))
-    mask[y0:y1, x0:x1] = cover >= 127.5
+    # Box-average the s x s sub-pixels (in C); a pixel is in when >= half of them (k_min) are.
+    cover = np.asarray(canvas.reduce(s)) if s > 1 else np.asarray(canvas)
+    k_min = -(-s * s // 2)
+    mask[y0:y1, x0:x1] = cover > 255 * (k_min - 0.5) / (s * s)
     return mask
