@@ -63,7 +63,7 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
     model = load_checkpoint(out_dir / f"{name}.pt")
     record = {
         "name": name,
-        "command": command or f"python -m cratelib train --config zoo-{name.removeprefix('zoo-')}",
+        "command": command or f"python -m cratelib train-zoo --only {name}",
         "train_config": config.to_dict(),
         "model_config": ckpt["config"],
         "params": sum(p.numel() for p in model.parameters()),
@@ -89,8 +89,7 @@ def train_zoo(names: list[str] | None = None, out_dir: str | Path = ZOO_DIR, run
             raise ValueError(f"unknown zoo model {name!r}; known: {zoo_names()}")
         config = load_config(f"zoo-{name}", [f"out_dir={runs_dir}", *(overrides or [])])
         train(config, resume=True)
-        command = f"python -m cratelib train --config zoo-{name}"
-        records.append(export_run(config, out_dir, command))
+        records.append(export_run(config, out_dir))
         print(f"{name}: held-out accuracy {records[-1]['held_out']['acc']:.4f}, "
               f"{records[-1]['train_time_s']:.0f} s")
     return records
