@@ -45,7 +45,7 @@ __all__ = ["SyntheticConfig", "SyntheticData", "SyntheticDataset", "CLASS_NAMES"
            "generate", "load_or_generate", "default_cache_dir"]
 
 # Bump when the drawing code changes, so that stale caches are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
 

@@ -1,10 +1,16 @@
 """Colours, fill patterns and cluttered backgrounds of the synthetic images.
 
 All functions draw from a ``numpy.random.Generator`` and return float images in ``[0, 1]``.
-Contrast is budgeted on purpose: the background is a desaturated mid-tone with weak patterns
-(amplitude <= 0.12) and small distractors, while objects are saturated, clearly lighter or darker
-than the background, and filled with a pattern of their own. So an object stands out from its
-surroundings by contrast, but neither its colour nor its pattern tells its class.
+Contrast is budgeted on purpose: the background is a dull, darker tone (value <= ~0.5) with
+weak patterns and small distractors, while objects are light (value >= 0.8), of any hue, and
+filled with a pattern of their own. So an object stands out from its surroundings, but neither
+its colour nor its pattern tells its class.
+
+Why light objects on a darker background: with objects both lighter and darker than the
+background (an earlier version), a small ViT stayed at chance for 450+ steps on CPU, whereas with
+this polarity it left chance after ~150 steps and reached 81 % at 600 steps (a CNN learns either
+version quickly). A consistent polarity makes "object patch" an easy first feature for a
+transformer; the shape must still be read to get the class.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ __all__ = ["object_colour", "pattern", "fill", "background"]
 
 # Minimum RGB distance (0..1 scale, Euclidean) between an object's colour and the mean background.
 MIN_OBJECT_CONTRAST = 0.35
+# The background (with its distractors) is dimmed by this factor, so it stays darker than objects.
+BACKGROUND_GAIN = 0.7
 
 
 @functools.lru_cache(maxsize=8)
@@ -34,15 +42,14 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 
 
 def object_colour(rng: np.random.Generator, background_mean: np.ndarray) -> np.ndarray:
-    """A saturated colour, ``(3,)``, at least ``MIN_OBJECT_CONTRAST`` away from the background.
+    """A light colour of any hue, ``(3,)``, at least ``MIN_OBJECT_CONTRAST`` from the background.
 
-    Light and dark colours are both drawn, so brightness alone does not mark an object either.
+    HSV with saturation in ``[0.3, 0.9]`` and value in ``[0.8, 1.0]``; redrawn (up to 16 times,
+    then the farthest is kept) while too close to ``background_mean`` ``(3,)``.
     """
     best, best_dist = None, -1.0
     for _ in range(16):
-        light = rng.random() < 0.7
-        v = rng.uniform(0.8, 1.0) if light else rng.uniform(0.08, 0.25)
-        c = _hsv(rng.random(), rng.uniform(0.5, 1.0), v)
+        c = _hsv(rng.random(), rng.uniform(0.3, 0.9), rng.uniform(0.8, 1.0))
         dist = float(np.linalg.norm(c - background_mean))
         if dist >= MIN_OBJECT_CONTRAST:
             return c
@@ -83,12 +90,10 @@ OBJECT_PATTERNS = ("solid", "stripes", "checker", "dots", "gradient")
 def fill(rng: np.random.Generator, size: int, colour: np.ndarray) -> np.ndarray:
     """Texture of one object: its colour modulated by a random pattern, ``(size, size, 3)``.
 
-    The pattern mixes ``colour`` with a shade of it that keeps the hue (darker for light colours,
-    lighter for dark ones), so the object's mean colour stays far from the background.
+    The pattern mixes ``colour`` with a darker shade of it (55-75 %) that keeps the hue.
     """
     p = pattern(rng, size, OBJECT_PATTERNS[rng.integers(len(OBJECT_PATTERNS))])
-    light = colour.max() > 0.5
-    shade = colour * rng.uniform(0.55, 0.75) if light else colour + (1 - colour) * 0.3
+    shade = colour * rng.uniform(0.55, 0.75)
     return colour * (1 - p[..., None]) + shade * p[..., None]
 
 
@@ -109,13 +114,14 @@ def _blob(rng: np.random.Generator, cx: float, cy: float, radius: float) -> list
 
 
 def background(rng: np.random.Generator, size: int, clutter: float = 1.0) -> np.ndarray:
-    """A busy, low-contrast background with distractors, ``(size, size, 3)`` float in ``[0, 1]``.
+    """A busy, darker background with distractors, ``(size, size, 3)`` float in ``[0, 1]``.
 
     Layers: a desaturated mid-tone base colour; smooth colour noise; a weak stripe/checker/dot
     pattern; then ``round(clutter * U{6..12} * (size / 64))`` distractors, each an irregular blob
     (radius 2-6 % of the image), a thin line or a small dot, in colours drawn near the background
-    or, for a third of them, from the object palette. Distractors are far smaller than objects and
-    never regular shapes, so they are clearly not class objects.
+    or, for a third of them, from the object palette. Everything is then dimmed by
+    ``BACKGROUND_GAIN``. Distractors are far smaller than objects and never regular shapes, so
+    they are clearly not class objects.
 
     Args:
         clutter: scales the number of distractors (0 disables them).
@@ -144,4 +150,4 @@ def background(rng: np.random.Generator, size: int, clutter: float = 1.0) -> np.
         else:
             r = size * rng.uniform(0.01, 0.02)
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
-    return np.asarray(canvas, dtype=np.float32) / 255
+    return np.asarray(canvas, dtype=np.float32) * (BACKGROUND_GAIN / 255)
