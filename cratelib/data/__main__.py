@@ -1,4 +1,4 @@
-"""``python -m cratelib.data [out_dir]``: (re)write the shipped samples (default ``data/sample``)."""
+"""``python -m cratelib.data [out_dir]``: (re)write the shipped samples (default data/sample)."""
 
 import sys
 from pathlib import Path

@@ -3,9 +3,10 @@
 The evaluations read COCO val2017 and VOC 2012 val from disk; exporting the synthetic data in the
 very same layouts lets the same evaluation code run on it, with exact ground truth:
 
-* :func:`export_coco`: ``<out>/<split>/<id:012d>.jpg`` and ``<out>/annotations/instances_<split>.json``
-  (COCO "instances" format: categories, images, annotations with RLE masks, area, tight bbox,
-  ``iscrowd = 0``), readable by ``pycocotools.coco.COCO`` and :class:`cratelib.data.COCODetection`.
+* :func:`export_coco`: ``<out>/<split>/<id:012d>.jpg`` and
+  ``<out>/annotations/instances_<split>.json`` (COCO "instances" format: categories, images,
+  annotations with RLE masks, area, tight bbox, ``iscrowd = 0``), readable by
+  ``pycocotools.coco.COCO`` and :class:`cratelib.data.COCODetection`.
 * :func:`export_voc`: ``<out>/JPEGImages/*.jpg``, ``SegmentationClass/*.png`` and
   ``SegmentationObject/*.png`` (palette PNGs, 255 = ignore/void, unused here),
   ``ImageSets/Segmentation/<image_set>.txt``: the ``VOCdevkit/VOC2012`` layout read by

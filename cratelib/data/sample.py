@@ -31,7 +31,8 @@ from PIL import Image
 from ._io import DatasetFormatError, atomic_write
 from .export import export_coco, export_voc
 from .segmentation import VOCSegmentation
-from .synthetic import GENERATOR_VERSION, SyntheticConfig, SyntheticData, default_cache_dir, generate
+from .synthetic import (GENERATOR_VERSION, SyntheticConfig, SyntheticData, default_cache_dir,
+                        generate)
 
 __all__ = ["SAMPLE_CONFIGS", "REPO_SAMPLE_DIR", "sample_dir", "load_sample", "write_sample"]
 

@@ -111,8 +111,8 @@ class COCODetection(Dataset):
     """
 
     HOW = ("Get http://images.cocodataset.org/zips/val2017.zip and "
-           "http://images.cocodataset.org/annotations/annotations_trainval2017.zip and extract both "
-           "into root (or call cratelib.data.download('coco', root)).")
+           "http://images.cocodataset.org/annotations/annotations_trainval2017.zip and extract "
+           "both into root (or call cratelib.data.download('coco', root)).")
 
     def __init__(self, root: str | Path, split: str = "val2017",
                  transform: Callable | None = None) -> None:

@@ -6,10 +6,11 @@ map, instance masks after occlusion, tight boxes). :func:`load_or_generate` cach
 disk; :class:`SyntheticDataset` wraps them as a torch ``Dataset``.
 
 Each image shows one *main* object (covering about 20-45 % of the image, drawn on top, never
-occluded) and optionally smaller secondary objects, on a busy, lower-contrast background with
-small distractors (blobs, lines, dots). The class label is the main object's. Object colour, fill
-pattern, position, scale and (class-dependent, see :mod:`cratelib.data.shapes`) rotation are random
-and independent of the class, so a classifier must find the object and read its shape.
+occluded) and optionally smaller secondary objects (placed to stay at least half visible; one
+hidden entirely would be dropped), on a busy, darker background with small distractors (blobs,
+lines, dots). The class label is the main object's. Object hue, fill pattern, position, scale and
+rotation (up to ``max_rotation`` and each class's limit, see :mod:`cratelib.data.shapes`) are
+random and independent of the class, so a classifier must find the object and read its shape.
 
 Randomness: image ``i`` of a split is drawn from ``np.random.default_rng([seed, split_id, 1, i])``
 and the (exactly balanced, shuffled) labels from ``[seed, split_id, 0]``, so the splits
@@ -263,7 +264,7 @@ def generate(config: SyntheticConfig) -> SyntheticData:
 
 
 def default_cache_dir() -> Path:
-    """``$CRATELIB_CACHE/synthetic``, or ``~/.cache/cratelib/synthetic`` if the variable is unset."""
+    """``$CRATELIB_CACHE/synthetic``; ``~/.cache/cratelib/synthetic`` if the variable is unset."""
     return Path(os.environ.get("CRATELIB_CACHE", "~/.cache/cratelib")).expanduser() / "synthetic"
 
 
