@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "glue", "find_repo_root", "data_path"]
+__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "glue", "find_repo_root", "data_path", "interact"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,33 @@ def data_path(relative: str, start: str | os.PathLike | None = None) -> Path | N
         return None
     path = root / relative
     return path if path.exists() else None
+
+
+def interact(function, **controls):
+    """Sliders that redraw ``function(**values)`` below them when a value changes.
+
+    Unlike ``ipywidgets.interact`` nothing is drawn when the cell runs: the chapter shows the
+    default figure in the cell above, and an executed notebook (the book build) never captures
+    output into an ``Output`` widget. That capture intermittently leaves nbclient waiting for a
+    message that never comes, until the cell timeout (600 s per widget cell, seen in the build).
+
+    Args:
+        function: called with the controls' values as keyword arguments.
+        **controls: ipywidgets value widgets (sliders, dropdowns), keyed by argument name.
+
+    Returns:
+        the ``VBox`` of the controls and the output area (displayed by the cell).
+    """
+    import ipywidgets as widgets
+    from IPython.display import clear_output
+
+    out = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        with out:
+            clear_output(wait=True)
+            function(**{name: w.value for name, w in controls.items()})
+
+    for w in controls.values():
+        w.observe(redraw, names="value")
+    return widgets.VBox([*controls.values(), out])
