@@ -1,8 +1,8 @@
 """Keep every chapter consistent with ``_config.yml`` and with its paired ``.ipynb``.
 
 The repository URL is set once, in ``_config.yml`` (``repository.url``). Every chapter's first
-code cell is the standard set-up cell (:func:`setup_cell_source`), which installs ``cratelib``
-from that URL on Colab. This script
+code cell is the standard set-up cell (:func:`setup_cell_source`), which on Colab clones
+that repository (library and shipped data) and installs ``cratelib`` from the clone. This script
 
 1. rewrites the set-up cell of every chapter (``book/*.md`` MyST notebooks) with the URL, and
 2. regenerates each chapter's paired ``.ipynb`` from the ``.md`` (no outputs), which is what the
@@ -29,12 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 
 SETUP_CELL = '''\
-# Set-up, the same first cell in every chapter. On Colab it installs the book's library
-# (Colab's torch is kept); then it seeds, picks the device and the CPU or GPU scale.
+# Set-up, the same first cell in every chapter. On Colab it fetches the book's repository (the
+# library and the checkpoints shipped in data/) and installs the library, keeping Colab's torch;
+# then it seeds, picks the device and the CPU or GPU scale.
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install -q "cratelib @ git+{url}"
+    !test -d /content/crate-book || git clone -q --depth 1 {url} /content/crate-book
+    %pip install -q -e /content/crate-book
+    sys.path.insert(0, "/content/crate-book")
+    %cd /content/crate-book/book
 
 import cratelib.notebook
 

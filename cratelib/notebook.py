@@ -3,8 +3,11 @@
 Every chapter starts with the same set-up cell::
 
     import sys
-    if "google.colab" in sys.modules:  # on Colab: install the book's library first
-        %pip install -q "cratelib @ git+https://github.com/white-box-book/crate-book"
+    if "google.colab" in sys.modules:  # on Colab: fetch the repository, install the library
+        !test -d /content/crate-book || git clone -q --depth 1 <repository URL> /content/crate-book
+        %pip install -q -e /content/crate-book
+        sys.path.insert(0, "/content/crate-book")
+        %cd /content/crate-book/book
     import cratelib.notebook
     device, scale = cratelib.notebook.setup()
 
@@ -123,7 +126,7 @@ def glue(name: str, value, display: bool = True) -> None:
 def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
     """The book's repository root above ``start`` (default: the working directory): the first
     folder holding both ``_config.yml`` and ``pyproject.toml``; None when not inside a checkout
-    (e.g. on Colab, where only the package is installed)."""
+    (e.g. a plain ``pip install`` of the package)."""
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "_config.yml").is_file() and (folder / "pyproject.toml").is_file():
