@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -38,6 +39,30 @@ def _train_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from cratelib.data import SyntheticConfig, export_coco, export_voc, load_or_generate
+
+    try:
+        config = SyntheticConfig(args.num_images, image_size=args.image_size, seed=args.seed,
+                                 split=args.split, min_objects=args.min_objects,
+                                 max_objects=args.max_objects, clutter=args.clutter,
+                                 max_rotation=args.max_rotation)
+    except ValueError as err:
+        print(f"cratelib data: {err}", file=sys.stderr)
+        return 2
+    data = load_or_generate(config, cache_dir=args.cache_dir)
+    if args.format == "coco":
+        where = export_coco(data, args.out, split=f"{args.split}2017")
+    elif args.format == "voc":
+        where = export_voc(data, args.out, image_set=args.split)
+    else:
+        from cratelib.data import default_cache_dir
+
+        where = Path(args.cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}.npz"
+    print(f"{len(data)} images ({args.image_size} px, seed {args.seed}, split {args.split}) -> {where}")
+    return 0
+
+
 def _add_train_args(p: argparse.ArgumentParser, default_config: str) -> None:
     p.add_argument("--config", default=default_config,
                    help="preset name (cpu-demo, colab, paper, finetune, zoo-*) or a YAML file")
@@ -65,6 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder of the data set")
     p.set_defaults(func=_finetune)
 
+    p = sub.add_parser("data", help="generate the embedded data set; export it in COCO or VOC format")
+    p.add_argument("--num-images", type=int, default=200)
+    p.add_argument("--image-size", type=int, default=64, help="pixels, a multiple of 8 in [32, 224]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--min-objects", type=int, default=1)
+    p.add_argument("--max-objects", type=int, default=1, help="up to 5; 3 for the detection experiments")
+    p.add_argument("--clutter", type=float, default=1.0)
+    p.add_argument("--max-rotation", type=float, default=15.0)
+    p.add_argument("--format", default="npz", choices=["npz", "coco", "voc"],
+                   help="npz: only the disk cache; coco: images + instances JSON; voc: VOC2012 layout")
+    p.add_argument("--out", type=Path, help="export folder (required for coco and voc)")
+    p.add_argument("--cache-dir", type=Path, help="cache folder (default: cratelib's cache)")
+    p.set_defaults(func=_data)
+
     p = sub.add_parser("train-zoo", help="train (resuming) and export the checkpoints shipped in data/checkpoints")
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="only this zoo model (repeatable)")
     p.add_argument("--out", help="where to export (default: the repository's data/checkpoints)")
@@ -79,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "data" and args.format != "npz" and args.out is None:
+        parser.error(f"data --format {args.format} needs --out FOLDER")
     return args.func(args)
 
 

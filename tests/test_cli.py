@@ -1,6 +1,8 @@
-"""`python -m cratelib info`."""
+"""`python -m cratelib info` and `python -m cratelib data`."""
 import subprocess
 import sys
+
+import pytest
 
 from cratelib.cli import main
 
@@ -20,3 +22,42 @@ def test_module_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "cratelib", "info", "--pattern", "vit_base_patch8"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "102.61M" in res.stdout
+
+
+def test_data_command_exports_coco_that_pycocotools_reads(tmp_path, capsys):
+    from pycocotools.coco import COCO
+
+    from cratelib.cli import main
+
+    rc = main(["data", "--num-images", "4", "--max-objects", "3", "--format", "coco",
+               "--out", str(tmp_path / "coco"), "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    coco = COCO(str(tmp_path / "coco" / "annotations" / "instances_val2017.json"))
+    assert len(coco.getImgIds()) == 4
+    assert len(coco.getAnnIds()) >= 4  # one main object per image, up to two more
+    assert len(list((tmp_path / "coco" / "val2017").glob("*.jpg"))) == 4
+    assert "4 images" in capsys.readouterr().out
+
+
+def test_data_command_exports_voc_layout(tmp_path):
+    from cratelib.cli import main
+    from cratelib.data import VOCSegmentation
+
+    rc = main(["data", "--num-images", "3", "--format", "voc", "--split", "test",
+               "--out", str(tmp_path / "VOC2012"), "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    listing = (tmp_path / "VOC2012" / "ImageSets" / "Segmentation" / "test.txt").read_text().split()
+    assert len(listing) == 3
+    assert len(list((tmp_path / "VOC2012" / "SegmentationClass").glob("*.png"))) == 3
+    image, target = VOCSegmentation(tmp_path / "VOC2012", split="test")[0]
+    assert target.shape == (64, 64) and 0 < int((target > 0).sum()) < 64 * 64
+
+
+def test_data_command_errors_name_what_was_expected(tmp_path, capsys):
+    from cratelib.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["data", "--format", "voc"])
+    assert "needs --out" in capsys.readouterr().err
+    assert main(["data", "--image-size", "30", "--cache-dir", str(tmp_path)]) == 2
+    assert "multiple of 8" in capsys.readouterr().err
