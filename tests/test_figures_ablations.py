@@ -172,7 +172,7 @@ def test_verdict_agrees_when_the_data_follow_table2():
     assert tally["disagree"] == 0 and tally["agree"] >= 6
     assert "CRATE is clearly ahead of CRATE-MLP, CRATE-MHSA and ViT" in text
     assert "CRATE > CRATE-MLP > CRATE-MHSA > ViT (6 of the 6 pairs" in text
-    assert "attention swap helps more" in text
+    assert "attention swap also helps more" in text and "MSSA helps on average" in text
     assert "CRATE-sth's maps segment as well as CRATE's" in text
 
 
@@ -183,6 +183,7 @@ def test_verdict_says_so_when_the_data_contradict_table2():
     assert tally["agree"] == 0 and tally["disagree"] >= 5
     assert "clearly behind" in text and "makes coarse segmentation worse" in text
     assert "ISTA swap helps more" in text and "clearly worse than CRATE's" in text
+    assert "MSSA hurts on average" in text and "ViT segments clearly better than CRATE" in text
     assert "(0 of the 6 pairs" in text
 
 
