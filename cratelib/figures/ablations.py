@@ -347,12 +347,11 @@ def _versus(a: str, others: Sequence[str], scores: Mapping[str, np.ndarray], tas
     if ahead:
         parts.append(f"clearly ahead of {_names(ahead)}")
     if behind:
-        parts.append(f"clearly behind {_names(behind)}")
+        parts.append(f"clearly behind {_names(behind)} (in Table 2 it is ahead)")
     if tied:
         parts.append(f"not distinguishable from {_names(tied)} at this sample size")
     status = "disagree" if behind else "open"
-    tail = f" (in Table 2 it is ahead of {_names(behind)})" if behind else ""
-    return f"On {task}, {A} is " + "; ".join(parts) + tail + ".", status
+    return f"On {task}, {A} is " + "; ".join(parts) + ".", status
 
 
 def verdict(seg_last: Mapping[str, np.ndarray], det_last: Mapping[str, np.ndarray],
