@@ -84,17 +84,34 @@ def run_maskcut(
             sample.image_id, [upsample_mask(m, size) for m in result.masks]
         )
         if crf:
-            small = _resized(sample.image, crf_size)
-            refined, scores = [], []
-            for i, m in enumerate(result.masks):
-                if not m.any():
-                    continue
-                r = refine_mask(small, upsample_mask(m, (crf_size, crf_size)))
-                if r is not None:
-                    refined.append(upsample_mask(r, size))
-                    scores.append(1.0 / (1 + i))
-            run.detections_crf += detections_for_image(sample.image_id, refined, scores)
+            run.detections_crf += crf_detections(result.masks, sample, crf_size)
     return run
+
+
+def crf_detections(patch_masks: np.ndarray, sample: Sample, crf_size: int = 480) -> list[dict]:
+    """COCO results of one image's MaskCut masks after CRF refinement (what ``crf=True`` adds).
+
+    Each non-empty ``(h, w)`` patch mask is upsampled to the image resized to ``crf_size``
+    square, refined there (:func:`cratelib.eval.crf.refine_mask`: CRF, hole filling, dropped
+    when implausible) and upsampled to the image's own size; the ``i``-th cut keeps the score
+    ``1 / (1 + i)``.
+
+    Args:
+        patch_masks: ``(n, h, w)`` bool masks of :func:`cratelib.eval.maskcut.maskcut`.
+        sample: the image (its pixels, size and id).
+        crf_size: side of the square image the CRF runs on (official: 480).
+    """
+    size = sample.image.shape[:2]
+    small = _resized(sample.image, crf_size)
+    refined, scores = [], []
+    for i, m in enumerate(patch_masks):
+        if not m.any():
+            continue
+        r = refine_mask(small, upsample_mask(m, (crf_size, crf_size)))
+        if r is not None:
+            refined.append(upsample_mask(r, size))
+            scores.append(1.0 / (1 + i))
+    return detections_for_image(sample.image_id, refined, scores)
 
 
 def evaluate_maskcut(run: MaskCutRun, gt: dict | str | Path) -> dict[str, dict[str, dict[str, float]]]:
