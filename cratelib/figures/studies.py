@@ -22,6 +22,7 @@ object masks are ``(H, W)`` bool arrays at image resolution.
 from __future__ import annotations
 
 import functools
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -309,10 +310,10 @@ def plot_head_measures(measures: Mapping[str, Mapping[str, np.ndarray]], image_s
     labels, stacks = ["uniform\nmap"], [[image_share[k] for k in KINDS]]
     for model, m in measures.items():
         for k in range(m["object"].shape[1]):
-            labels.append(f"{model}\nhead {k + 1}")
+            labels.append(f"{textwrap.fill(model, 12, break_long_words=False)}\nhead {k + 1}")
             stacks.append([float(np.mean(m[kind][:, k])) for kind in KINDS])
     stacks = np.asarray(stacks)
-    fig, ax = plt.subplots(figsize=(0.62 * len(labels) + 1.6, 3.0))
+    fig, ax = plt.subplots(figsize=(0.7 * len(labels) + 1.6, 3.2))
     bottom = np.zeros(len(labels))
     colours = {"background": "#bbbbbb", "outline": COLORS[1], "interior": COLORS[0]}
     for i, kind in enumerate(KINDS):
