@@ -120,3 +120,19 @@ def test_maskcut_on_planted_features_scores_ap_one():
     assert set(scores) == {"no_crf"} and run.detections_crf is None
     assert scores["no_crf"]["segm"]["AP"] == pytest.approx(1.0)
     assert scores["no_crf"]["bbox"]["AP75"] == pytest.approx(1.0)
+
+
+def test_load_model_timm_prefix_asks_timm_for_pretrained_weights(monkeypatch):
+    import timm
+
+    calls = []
+
+    def fake_create_model(name, pretrained=False, **kwargs):
+        calls.append((name, pretrained, kwargs))
+        return timm.models.VisionTransformer(img_size=kwargs["img_size"], patch_size=8, embed_dim=32, depth=1,
+                                             num_heads=2, num_classes=0)
+
+    monkeypatch.setattr(timm, "create_model", fake_create_model)
+    model, model_id = load_model("timm:vit_small_patch8_224.dino", img_size=32)
+    assert calls == [("vit_small_patch8_224.dino", True, {"img_size": 32})]
+    assert model_id == "timm-vit_small_patch8_224.dino-32" and not model.training

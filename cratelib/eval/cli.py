@@ -67,7 +67,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--model", required=True,
-                   help="cratelib checkpoint path, or a registered cratelib / timm model name (random weights)")
+                   help="cratelib checkpoint path, a registered cratelib / timm model name (random weights), "
+                   "or timm:<name> for timm's pretrained weights (e.g. timm:vit_small_patch8_224.dino)")
     p.add_argument("--data", choices=DATA, default="embedded",
                    help="embedded: the synthetic shapes (no download); voc/coco/folder need --root")
     p.add_argument("--root", type=Path, help="data root for voc, coco or folder")

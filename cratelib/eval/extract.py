@@ -64,8 +64,10 @@ def load_model(spec: str, img_size: int, seed: int = 0) -> tuple[torch.nn.Module
 
     Args:
         spec: path to a cratelib checkpoint, a cratelib model name (random
-            weights from ``seed``, until trained checkpoints exist), or a timm
-            model name (random weights; no download).
+            weights from ``seed``, until trained checkpoints exist), a timm
+            model name (random weights; no download), or ``timm:<name>`` for
+            timm's pretrained weights (downloaded by timm, e.g.
+            ``timm:vit_small_patch8_224.dino``).
         img_size: input resolution; positions are interpolated as needed.
         seed: seed of the random initialisation.
 
@@ -74,6 +76,12 @@ def load_model(spec: str, img_size: int, seed: int = 0) -> tuple[torch.nn.Module
         hash of the initialised weights.
     """
     path = Path(spec)
+    if spec.startswith("timm:"):
+        import timm
+
+        name = spec.removeprefix("timm:")
+        model = timm.create_model(name, pretrained=True, img_size=img_size)
+        return model.eval(), f"timm-{name}-{img_size}"
     if path.is_file():
         return load_checkpoint(path, img_size=img_size).float().eval(), f"ckpt-{file_sha256(path)[:16]}"
     torch.manual_seed(seed)
