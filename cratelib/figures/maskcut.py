@@ -359,11 +359,18 @@ def single_thread():
     times the work (measured: 70 ms instead of 0.07 ms per affinity with two threads under load).
     """
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with contextlib.ExitStack() as stack:
+        try:  # numpy / scipy's BLAS and LAPACK too, where threadpoolctl is installed (optional)
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(1))
+        except ImportError:
+            pass
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 @dataclass
@@ -460,15 +467,17 @@ def solver_for(grid: tuple[int, int], device: str | torch.device = "cpu", dense_
 
 def time_solvers(features: torch.Tensor, solvers: Sequence[str] = ("dense", "sparse"), repeats: int = 5,
                  tau: float = 0.15) -> dict[str, float]:
-    """Median wall time (seconds) of one normalized-cut solve of ``(N, D)`` features per solver,
-    after checking that the solvers agree on the cut (the same bipartition up to sign)."""
+    """Median wall time (seconds) of one normalized-cut solve of ``(N, D)`` features per solver on
+    one thread (:func:`single_thread`), after checking that the solvers agree on the cut (the same
+    bipartition up to sign)."""
     times, cuts = {}, {}
     for solver in solvers:
         runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            x, _ = second_eigenvector(features, tau, solver=solver)
-            runs.append(time.perf_counter() - t0)
+        with single_thread():
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                x, _ = second_eigenvector(features, tau, solver=solver)
+                runs.append(time.perf_counter() - t0)
         times[solver] = float(np.median(runs))
         cuts[solver] = x > x.mean()
     first = next(iter(cuts.values()))
