@@ -30,6 +30,7 @@ from cratelib.eval.extract import extract
 from cratelib.eval.metrics import iou
 from cratelib.eval.pca import Foreground, Normalise, pca_foreground, principal_components
 from cratelib.figures.attention import _contour, _styled
+from cratelib.figures.maskcut import single_thread
 
 __all__ = [
     "layer_features",
@@ -53,7 +54,8 @@ def layer_features(model: torch.nn.Module, images: Sequence[np.ndarray], img_siz
     """
     depth = len(model.blocks)
     size = img_size or model.config.img_size
-    ex = extract(model, list(images), list(range(depth)), size, what=("features",))
+    with single_thread():  # the book's models are tiny: one thread, no barriers on a busy CPU
+        ex = extract(model, list(images), list(range(depth)), size, what=("features",))
     return torch.stack([ex.features[l] for l in range(depth)]), ex.grid
 
 
@@ -96,12 +98,13 @@ def pca_by_group(features: torch.Tensor, grid: tuple[int, int], groups: Sequence
     rgb = torch.zeros(J, *grid, 3, dtype=torch.float64)
     fg = torch.zeros(J, *grid, dtype=torch.bool)
     pc1 = torch.zeros(J, *grid, dtype=torch.float64)
-    for group in np.unique(g):
-        idx = torch.from_numpy(np.flatnonzero(g == group))
-        feats = features[idx]
-        rgb[idx], fg[idx] = pca_foreground(feats, grid, lam, normalise, foreground, center)
-        _, proj = principal_components(feats.reshape(len(idx) * N, D), 1, center)
-        pc1[idx] = proj[:, 0].reshape(len(idx), *grid)
+    with single_thread():  # small eigenproblems: threads only add synchronisation (costly under load)
+        for group in np.unique(g):
+            idx = torch.from_numpy(np.flatnonzero(g == group))
+            feats = features[idx]
+            rgb[idx], fg[idx] = pca_foreground(feats, grid, lam, normalise, foreground, center)
+            _, proj = principal_components(feats.reshape(len(idx) * N, D), 1, center)
+            pc1[idx] = proj[:, 0].reshape(len(idx), *grid)
     return rgb, fg, pc1
 
 
