@@ -111,7 +111,11 @@ def with_overrides(scale: Scale, **changes) -> Scale:
 def glue(name: str, value, display: bool = True) -> None:
     """``myst_nb.glue`` when Jupyter Book's myst-nb is installed (the book build), else a
     stand-in for plain kernels such as Colab: ``display=True`` shows the value, ``display=False``
-    does nothing. Chapters store the numbers their text quotes with it."""
+    does nothing. Chapters store the numbers their text quotes with it. Zero-dimensional numpy
+    and torch values are stored as Python numbers, so that format specs in the text apply."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        # numpy / torch scalars: their text form ("np.float64(4.1)") defeats {glue:text}`x:.2f`
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
