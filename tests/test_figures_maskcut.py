@@ -141,16 +141,6 @@ def test_solver_for_picks_dense_for_small_grids_and_torch_on_cuda():
     assert mc.solver_for((10, 10), dense_up_to=99) == "sparse"
 
 
-def test_single_thread_restores_the_thread_count():
-    before = torch.get_num_threads()
-    with mc.single_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError), mc.single_thread():
-        raise RuntimeError("inside")
-    assert torch.get_num_threads() == before
-
-
 def test_embedded_coco_and_gt_masks(tmp_path):
     samples, gt = mc.embedded_coco(2, tmp_path)
     assert len(samples) == 2 and gt.is_file()

@@ -29,7 +29,6 @@ This module holds what the chapter computes about them:
 """
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +47,10 @@ from cratelib.eval.segmentation import coarse_segmentation
 from cratelib.eval.sources import Sample
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.attention import attention_on, best_head_ious, object_fraction
-from cratelib.figures.theory import STYLE
 from cratelib.models import create_model
 from cratelib.train.config import load_config
 from cratelib.train.zoo import ZOO_DIR
+from cratelib.figures.style import styled
 
 __all__ = [
     "Variant",
@@ -96,15 +95,6 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("crate-sth", "CRATE-sth", "MSSA", "ISTA, soft threshold", None, "tab:orange"),
 )}
 TABLE2_NAMES = ("crate", "crate-mlp", "crate-mhsa", "vit")  # the 2x2 design, in the paper's order
-
-
-def _styled(plot):
-    @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return plot(*args, **kwargs)
-
-    return wrapper
 
 
 def shipped(names: Sequence[str] | None = None, zoo_dir: str | Path = ZOO_DIR) -> list[str]:
@@ -463,7 +453,7 @@ def verdict(seg_last: Mapping[str, np.ndarray], det_last: Mapping[str, np.ndarra
     return " ".join(out), tally
 
 
-@_styled
+@styled
 def plot_model_maps(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tensor],
                     truths: Sequence[np.ndarray] | None = None, mass: float = 0.6):
     """Fig. 13's layout: the images in the top row, then one row per model with one map per image,
@@ -497,7 +487,7 @@ def plot_model_maps(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tenso
     return fig
 
 
-@_styled
+@styled
 def plot_layer_curves(panels: Mapping[str, Mapping[str, Sequence[float]]],
                       colors: Mapping[str, str] | None = None,
                       references: Mapping[str, Mapping[str, float]] | None = None):

@@ -23,7 +23,6 @@ layers are :func:`cratelib.eval.plots.plot_layerwise`.
 """
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -34,7 +33,7 @@ from cratelib.eval.attention import upsample_maps
 from cratelib.eval.extract import extract
 from cratelib.eval.metrics import best_head_iou, iou
 from cratelib.eval.threshold import mass_mask
-from cratelib.figures.theory import STYLE
+from cratelib.figures.style import contour, styled
 
 __all__ = [
     "layer_maps",
@@ -49,15 +48,6 @@ __all__ = [
     "object_fraction",
     "attention_on",
 ]
-
-
-def _styled(plot):
-    @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return plot(*args, **kwargs)
-
-    return wrapper
 
 
 def layer_maps(model: torch.nn.Module, images: Sequence[np.ndarray], img_size: int | None = None,
@@ -76,12 +66,7 @@ def layer_maps(model: torch.nn.Module, images: Sequence[np.ndarray], img_size: i
     return torch.stack([ex.attention[l] for l in range(depth)])
 
 
-def _contour(ax, mask: np.ndarray, color: str, lw: float = 1.0) -> None:
-    if mask.any() and not mask.all():
-        ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=lw)
-
-
-@_styled
+@styled
 def plot_layers_heads(image: np.ndarray, maps: torch.Tensor, mass: float = 0.6,
                       truth: np.ndarray | None = None, title: str = ""):
     """One image: rows = layers, columns = heads; each map with its DINO mass set as a contour.
@@ -100,12 +85,12 @@ def plot_layers_heads(image: np.ndarray, maps: torch.Tensor, mass: float = 0.6,
     for l in range(L):
         axes[l, 0].imshow(image)
         if truth is not None:
-            _contour(axes[l, 0], truth, "white")
+            contour(axes[l, 0], truth, "white")
         axes[l, 0].set_ylabel(f"layer {l + 1}", fontsize=8)
         for k in range(K):
             ax = axes[l, k + 1]
             ax.imshow(up[l, k], cmap="inferno")
-            _contour(ax, sets[l, k], "cyan", 0.8)
+            contour(ax, sets[l, k], "cyan", 0.8)
             if l == 0:
                 ax.set_title(f"head {k + 1}", fontsize=8)
     for ax in axes.flat:
@@ -117,7 +102,7 @@ def plot_layers_heads(image: np.ndarray, maps: torch.Tensor, mass: float = 0.6,
     return fig
 
 
-@_styled
+@styled
 def plot_images_heads(images: Sequence[np.ndarray], maps: torch.Tensor, mass: float = 0.6,
                       truths: Sequence[np.ndarray] | None = None, row_labels: Sequence[str] | None = None,
                       title: str = ""):
@@ -139,12 +124,12 @@ def plot_images_heads(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
         up_sets = upsample_maps(sets[j], size).numpy()
         axes[j, 0].imshow(image)
         if truths is not None:
-            _contour(axes[j, 0], truths[j], "white")
+            contour(axes[j, 0], truths[j], "white")
         if row_labels is not None:
             axes[j, 0].set_ylabel(row_labels[j], fontsize=8)
         for k in range(K):
             axes[j, k + 1].imshow(up[k], cmap="inferno")
-            _contour(axes[j, k + 1], up_sets[k], "cyan", 0.8)
+            contour(axes[j, k + 1], up_sets[k], "cyan", 0.8)
             if j == 0:
                 axes[j, k + 1].set_title(f"head {k + 1}", fontsize=8)
     for ax in axes.flat:
@@ -156,7 +141,7 @@ def plot_images_heads(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
     return fig
 
 
-@_styled
+@styled
 def plot_map_detail(image: np.ndarray, amap: torch.Tensor, mass: float = 0.6,
                     truth: np.ndarray | None = None, title: str = ""):
     """Three panels: the image (true mask outlined), one ``(h, w)`` map, and DINO's display of it:
@@ -168,7 +153,7 @@ def plot_map_detail(image: np.ndarray, amap: torch.Tensor, mass: float = 0.6,
     fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.6))
     axes[0].imshow(image)
     if truth is not None:
-        _contour(axes[0], truth, "white")
+        contour(axes[0], truth, "white")
     axes[0].set_title("image" + (", true mask" if truth is not None else ""))
     im = axes[1].imshow(up, cmap="inferno")
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
@@ -188,7 +173,7 @@ def plot_map_detail(image: np.ndarray, amap: torch.Tensor, mass: float = 0.6,
     return fig
 
 
-@_styled
+@styled
 def plot_dino_display(images: Sequence[np.ndarray], maps: torch.Tensor, mass: float = 0.6,
                       truths: Sequence[np.ndarray] | None = None, title: str = ""):
     """Fig. 1's layout: per image, the image (true mask outlined) above DINO's display of one map
@@ -207,7 +192,7 @@ def plot_dino_display(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
         axes[0, j].imshow(image)
         axes[1, j].imshow(image.astype(float) / 255 * np.where(keep, 1.0, 0.25)[..., None])
         if truths is not None:
-            _contour(axes[0, j], truths[j], "white")
+            contour(axes[0, j], truths[j], "white")
             axes[1, j].set_xlabel(f"IoU {iou(keep, truths[j]):.2f}", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])

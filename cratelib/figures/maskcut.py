@@ -19,7 +19,6 @@ arranges them for the chapter:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from cratelib.eval.metrics import iou
 from cratelib.eval.ncut import dense_affinity, second_eigenvector
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
 from cratelib.eval.sources import Sample, coco_samples, embedded_root
-from cratelib.figures.theory import STYLE
+from cratelib.figures.style import single_thread, styled
 
 __all__ = [
     "embedded_coco",
@@ -59,19 +58,9 @@ __all__ = [
     "table1_rows",
     "time_solvers",
     "solver_for",
-    "single_thread",
 ]
 
 METRIC_COLUMNS = ("det AP50", "det AP75", "det AP", "seg AP50", "seg AP75", "seg AP")
-
-
-def _styled(plot):
-    @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return plot(*args, **kwargs)
-
-    return wrapper
 
 
 def _default_cache() -> Path:
@@ -203,7 +192,7 @@ def _clean(axes) -> None:
         ax.set_yticks([])
 
 
-@_styled
+@styled
 def plot_graph(image: np.ndarray, features: torch.Tensor, grid: tuple[int, int], tau: float = 0.15,
                eps: float = 1e-5, truths: Sequence[np.ndarray] = ()):
     """The first cut's graph: the image on its patch grid, the cosine similarities, the affinity
@@ -245,7 +234,7 @@ def plot_graph(image: np.ndarray, features: torch.Tensor, grid: tuple[int, int],
     return fig
 
 
-@_styled
+@styled
 def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
               truths: Sequence[np.ndarray] = ()):
     """Alg. 4 step by step: one row per cut with the patches still in play, the cut vector ``x``
@@ -290,7 +279,7 @@ def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
     return fig
 
 
-@_styled
+@styled
 def plot_crf(image: np.ndarray, coarse: Sequence[np.ndarray], refined: Sequence[np.ndarray | None],
              truths: Sequence[np.ndarray] = ()):
     """Before / after the CRF: the coarse (patch) masks, and their refinements (``None`` = dropped
@@ -310,7 +299,7 @@ def plot_crf(image: np.ndarray, coarse: Sequence[np.ndarray], refined: Sequence[
     return fig
 
 
-@_styled
+@styled
 def plot_detections(images: Sequence[np.ndarray], masks: Mapping[str, Sequence[Sequence[np.ndarray]]],
                     truths: Sequence[Sequence[np.ndarray]] = ()):
     """A grid: rows = methods (``masks[name][j]`` = image ``j``'s masks at image size), columns =
@@ -327,7 +316,7 @@ def plot_detections(images: Sequence[np.ndarray], masks: Mapping[str, Sequence[S
     return fig
 
 
-@_styled
+@styled
 def plot_maskcut_detail(image: np.ndarray, result: MaskCutResult, truths: Sequence[np.ndarray] = (),
                         title: str = ""):
     """The widget's figure: the first cut vector and the objects MaskCut keeps, with the IoU of each
@@ -348,29 +337,6 @@ def plot_maskcut_detail(image: np.ndarray, result: MaskCutResult, truths: Sequen
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run the enclosed torch CPU work on one intra-op thread, then restore the setting.
-
-    MaskCut solves many tiny problems (a 64 x 64 affinity per cut at 64 px); splitting each over
-    threads only adds synchronisation, and on a busy machine a thread barrier can cost a thousand
-    times the work (measured: 70 ms instead of 0.07 ms per affinity with two threads under load).
-    """
-    before = torch.get_num_threads()
-    with contextlib.ExitStack() as stack:
-        try:  # numpy / scipy's BLAS and LAPACK too, where threadpoolctl is installed (optional)
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1))
-        except ImportError:
-            pass
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
 
 @dataclass

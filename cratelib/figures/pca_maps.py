@@ -29,8 +29,7 @@ from cratelib.eval.attention import upsample_maps
 from cratelib.eval.extract import extract
 from cratelib.eval.metrics import iou
 from cratelib.eval.pca import Foreground, Normalise, pca_foreground, principal_components
-from cratelib.figures.attention import _contour, _styled
-from cratelib.figures.maskcut import single_thread
+from cratelib.figures.style import contour, single_thread, styled
 
 __all__ = [
     "layer_features",
@@ -156,7 +155,7 @@ def separation_auc(pc1: torch.Tensor, object_fraction: torch.Tensor, groups: Seq
     return total / weight if weight else float("nan")
 
 
-@_styled
+@styled
 def plot_pca_layers(images: Sequence[np.ndarray], rgb: torch.Tensor, truths: Sequence[np.ndarray] | None = None,
                     row_labels: Sequence[str] | None = None, title: str = ""):
     """Rows = images, columns = the image and eq. 12's picture at each layer (Figs. 3, 9).
@@ -181,7 +180,7 @@ def plot_pca_layers(images: Sequence[np.ndarray], rgb: torch.Tensor, truths: Seq
                 ax.set_title(f"layer {l + 1}", fontsize=8)
         if truths is not None:
             for ax in axes[j]:
-                _contour(ax, truths[j], "white", 0.7)
+                contour(ax, truths[j], "white", 0.7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -191,7 +190,7 @@ def plot_pca_layers(images: Sequence[np.ndarray], rgb: torch.Tensor, truths: Seq
     return fig
 
 
-@_styled
+@styled
 def plot_pca_detail(image: np.ndarray, pc1: torch.Tensor, foreground: torch.Tensor, rgb: torch.Tensor,
                     truth: np.ndarray | None = None, title: str = ""):
     """Four panels for one image and layer: the image (true mask outlined), the first component,
@@ -219,7 +218,7 @@ def plot_pca_detail(image: np.ndarray, pc1: torch.Tensor, foreground: torch.Tens
     axes[3].set_title("PCs 1-3 of the foreground")
     if truth is not None:
         for ax in axes:
-            _contour(ax, truth, "white" if ax is not axes[2] else "red", 0.8)
+            contour(ax, truth, "white" if ax is not axes[2] else "red", 0.8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

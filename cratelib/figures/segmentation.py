@@ -27,7 +27,7 @@ import torch
 from cratelib.eval.metrics import IGNORE_INDEX, best_head_miou, class_masks, nan_mean
 from cratelib.eval.segmentation import CoarseSegResult, coarse_segmentation, head_masks
 from cratelib.eval.threshold import ThresholdMode
-from cratelib.figures.attention import _contour, _styled
+from cratelib.figures.style import contour, styled
 
 __all__ = [
     "layerwise",
@@ -92,11 +92,11 @@ def _head_row(axes, image: np.ndarray, maps: torch.Tensor, labels: np.ndarray, p
     head_scores = [best_head_miou(masks[k:k + 1], labels)[0] for k in range(K)]
     best = int(np.nanargmax(head_scores)) if np.isfinite(head_scores).any() else -1
     axes[0].imshow(image)
-    _contour(axes[0], fg, "white")
+    contour(axes[0], fg, "white")
     for k in range(K):
         ax = axes[k + 1]
         ax.imshow(image.astype(float) / 255 * np.where(masks[k] & valid, 1.0, 0.2)[..., None])
-        _contour(ax, fg, "white", 0.7)
+        contour(ax, fg, "white", 0.7)
         ax.set_title(f"head {k + 1}, IoU {head_scores[k]:.2f}", fontsize=8)
         if k == best:
             for side in ax.spines.values():
@@ -108,7 +108,7 @@ def _head_row(axes, image: np.ndarray, maps: torch.Tensor, labels: np.ndarray, p
     return best_head_miou(masks, labels)[0]  # eq. 14: per class the best head, mean over classes
 
 
-@_styled
+@styled
 def plot_head_masks(images: np.ndarray | Sequence[np.ndarray], maps: torch.Tensor,
                     labels: np.ndarray | Sequence[np.ndarray], p: float = 0.6,
                     mode: ThresholdMode = "top-entries", title: str = ""):
@@ -133,7 +133,7 @@ def plot_head_masks(images: np.ndarray | Sequence[np.ndarray], maps: torch.Tenso
     return fig
 
 
-@_styled
+@styled
 def plot_threshold_curves(ps: Sequence[float], curves: Mapping[str, Sequence[float]], mark: float | None = None,
                           ylabel: str = "mIoU, eq. 14", title: str = ""):
     """Eq. 14 against the kept share P, one line per entry of ``curves`` (``{label: values}``); an

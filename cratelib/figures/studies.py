@@ -21,7 +21,6 @@ object masks are ``(H, W)`` bool arrays at image resolution.
 """
 from __future__ import annotations
 
-import functools
 import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -35,7 +34,7 @@ from cratelib.eval.extract import extract, to_model_input
 from cratelib.eval.sources import Sample
 from cratelib.eval.studies import add_gaussian_noise
 from cratelib.figures.attention import attention_on, best_head_ious, object_fraction
-from cratelib.figures.theory import COLORS, STYLE
+from cratelib.figures.style import COLORS, styled
 
 __all__ = [
     "held_out_samples",
@@ -54,15 +53,6 @@ __all__ = [
 ]
 
 KINDS = ("background", "outline", "interior")
-
-
-def _styled(plot):
-    @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return plot(*args, **kwargs)
-
-    return wrapper
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +262,7 @@ def noise_sweep(model: torch.nn.Module, images: Sequence[np.ndarray], truths: Se
 # ---------------------------------------------------------------------------------------------
 
 
-@_styled
+@styled
 def plot_series(series: Mapping[str, Mapping[float, float]], xlabel: str, ylabel: str, ax=None,
                 title: str = "", styles: Mapping[str, str] | None = None):
     """Curves ``{label: {x: y}}`` on one axis (epochs, noise levels); returns the figure.
@@ -298,7 +288,7 @@ def plot_series(series: Mapping[str, Mapping[float, float]], xlabel: str, ylabel
     return ax.figure
 
 
-@_styled
+@styled
 def plot_head_measures(measures: Mapping[str, Mapping[str, np.ndarray]], image_share: Mapping[str, float]):
     """Stacked bars per head: the mean share of its attention on background, outline and interior
     patches, one group per model, with each kind's share of the image as a reference bar.
@@ -327,7 +317,7 @@ def plot_head_measures(measures: Mapping[str, Mapping[str, np.ndarray]], image_s
     return fig
 
 
-@_styled
+@styled
 def plot_class_heads(matrices: Mapping[str, np.ndarray], class_names: Sequence[str], label: str):
     """Heat maps ``class x head`` of a per-class mean (:func:`class_head_means`), one per model,
     on a shared colour scale, each cell printed."""
@@ -348,7 +338,7 @@ def plot_class_heads(matrices: Mapping[str, np.ndarray], class_names: Sequence[s
     return fig
 
 
-@_styled
+@styled
 def plot_layer_epoch(values: np.ndarray, epochs: Sequence[int], label: str, title: str = ""):
     """Heat map ``epoch x layer`` of a segmentation measure (Figs. 6 and 10 in one picture),
     each cell printed; layers are shown 1-based.

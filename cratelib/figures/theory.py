@@ -9,7 +9,6 @@ dictionaries ``D: (d, m)``.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from cratelib.coding_rate import (
     sample_union_of_subspaces,
 )
 from cratelib.unrolling import lasso_objective, ista_step, mssa_operator, rc_gradient_step
+from cratelib.figures.style import COLORS, styled
 
 __all__ = [
     "gaussian_rate_formula",
@@ -45,23 +45,6 @@ __all__ = [
     "layer_statistics",
     "plot_layer_statistics",
 ]
-
-# Figures are sized for the book's text column (about 9-10 inches wide at 110 dpi).
-STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7.5, "figure.dpi": 110}
-
-
-def _styled(plot):
-    """Draw ``plot`` under :data:`STYLE` without changing the caller's matplotlib settings."""
-
-    @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return plot(*args, **kwargs)
-
-    return wrapper
-
-
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -126,7 +109,7 @@ def rate_reduction_vs_angle(eps: float = 0.5, p: int = 2, d: int = 16, N: int = 
     return out
 
 
-@_styled
+@styled
 def plot_coding_rate(eps: float = 0.5, p: int = 2, d: int = 16, N: int = 256, theta_deg: float = 30.0):
     """Chapter 2's figure: (a) two lines in the plane at ``theta_deg``; (b) R(Z) against the
     dimension of the data's subspace; (c) R, Rc and the rate reduction against the angle between
@@ -238,7 +221,7 @@ def mssa_step_report(Z: torch.Tensor, U: torch.Tensor, eps: float = 0.5, kappa: 
     )
 
 
-@_styled
+@styled
 def plot_mssa_heads(Z: torch.Tensor, U: torch.Tensor, labels: torch.Tensor, head: int = 0,
                     beta: float = 1.0):
     """Head ``head`` of MSSA on sorted tokens: |G_k| = |P_k P_k^T| and softmax(beta G_k) (rows =
@@ -264,7 +247,7 @@ def plot_mssa_heads(Z: torch.Tensor, U: torch.Tensor, labels: torch.Tensor, head
     return fig
 
 
-@_styled
+@styled
 def plot_mssa_vs_exact(Z: torch.Tensor, U: torch.Tensor, kappa: float = 0.5, eps_values=None):
     """Left: how well each approximation of chapter 3 points like the exact step, against eps.
     Right: relative change of Rc after one step (exact, MSSA, shrinkage only) at each eps.
@@ -340,7 +323,7 @@ def ista_trajectory(Z: torch.Tensor, D: torch.Tensor, eta: float, lam: float, st
     return {"objective": obj, "sparsity": sp, "X": X}
 
 
-@_styled
+@styled
 def plot_ista(Z: torch.Tensor, D: torch.Tensor, X_star: torch.Tensor, eta: float = 0.1,
               lam: float = 0.1, steps: int = 60):
     """Chapter 4's figure: LASSO objective and sparsity along ISTA from X0 = Z (CRATE) and from
@@ -370,7 +353,7 @@ def plot_ista(Z: torch.Tensor, D: torch.Tensor, X_star: torch.Tensor, eta: float
     return fig, runs
 
 
-@_styled
+@styled
 def plot_thresholds(t: float = 0.5):
     """The scalar non-linearities: ReLU(v - t) (CRATE's ISTA), the soft threshold (CRATE-sth),
     and a ViT MLP's GELU for comparison."""
@@ -431,7 +414,7 @@ def layer_statistics(model: torch.nn.Module, images: torch.Tensor, eps: float = 
     return stats
 
 
-@_styled
+@styled
 def plot_layer_statistics(stats: dict, title: str = ""):
     """Two panels: R and Rc before/after MSSA per layer; ISTA sparsity per layer."""
     layers = list(range(1, len(stats["R"]) + 1))

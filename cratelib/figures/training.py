@@ -14,7 +14,6 @@ runs in seconds on a CPU.
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -23,8 +22,8 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from cratelib.data import SyntheticData
-from cratelib.figures.theory import COLORS, STYLE
 from cratelib.train import TrainConfig
+from cratelib.figures.style import COLORS, styled
 
 __all__ = [
     "one_per_class",
@@ -42,15 +41,6 @@ __all__ = [
 IMAGENET21K_IMAGES = 14_197_122  # App. C.1 of the paper
 
 
-def _styled(plot):
-    @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return plot(*args, **kwargs)
-
-    return wrapper
-
-
 # ---------------------------------------------------------------------------------------------
 # The embedded data set
 # ---------------------------------------------------------------------------------------------
@@ -62,7 +52,7 @@ def one_per_class(data: SyntheticData) -> list[int]:
             if (data.labels == c).any()]
 
 
-@_styled
+@styled
 def plot_examples(data: SyntheticData, indices: Sequence[int] | None = None, title: str = ""):
     """Two rows per set of images: the images, then their exact masks (main object in colour,
     secondary objects in grey, background black), each titled with the class of the main object.
@@ -208,7 +198,7 @@ def training_compute(config: TrainConfig, num_images: int | None = None) -> dict
 # ---------------------------------------------------------------------------------------------
 
 
-@_styled
+@styled
 def plot_history(histories: Mapping[str, Sequence[dict]], chance: float | None = None,
                  marks: Mapping[str, Sequence[int]] | None = None, title: str = ""):
     """Loss and accuracy per epoch of one or more runs.

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from cratelib.eval.reference import TABLE3_PARAMS_M, TABLE3_TRANSFER
-from cratelib.figures.theory import COLORS, STYLE
 from cratelib.figures.training import probe_accuracy
 from cratelib.train import TrainConfig, load_config
+from cratelib.figures.style import COLORS, STYLE
 
 __all__ = [
     "DOWNSTREAM_TASK",
