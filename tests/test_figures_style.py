@@ -44,3 +44,30 @@ def test_single_thread_restores_the_thread_count():
     with pytest.raises(RuntimeError), single_thread():
         raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+
+
+def test_finish_removes_ticks_sets_title_and_returns_the_figure():
+    from cratelib.figures.style import finish, no_ticks
+
+    fig, axes = plt.subplots(2, 2)
+    axes[0, 0].plot([0, 1], [0, 1])
+    assert finish(fig, axes, "a title", pad=0.3) is fig
+    assert all(len(ax.get_xticks()) == 0 and len(ax.get_yticks()) == 0 for ax in axes.flat)
+    assert fig._suptitle is not None and fig._suptitle.get_text() == "a title"
+    one_fig, one_ax = plt.subplots()
+    no_ticks(one_ax)  # a single axis works too
+    assert len(one_ax.get_xticks()) == 0
+    plt.close(fig)
+    plt.close(one_fig)
+
+
+def test_overlay_masks_keeps_colour_slots_of_empty_masks():
+    from cratelib.eval.plots import overlay_masks
+
+    fig, ax = plt.subplots()
+    a = np.zeros((8, 8), bool)
+    a[1:3, 1:3] = True
+    overlay_masks(ax, [np.zeros((8, 8), bool), a])
+    assert len(ax.images) == 1 and len(ax.patches) == 1  # one overlay and one box: the empty mask is skipped
+    assert ax.patches[0].get_edgecolor()[:3] == plt.get_cmap("tab10")(1)[:3]
+    plt.close(fig)

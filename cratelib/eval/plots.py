@@ -29,6 +29,21 @@ def _grid(n: int, cols: int, size: float = 2.0) -> tuple[Figure, np.ndarray]:
     return fig, axes.reshape(-1)
 
 
+def overlay_masks(ax, masks: Sequence[np.ndarray], lw: float = 2.0) -> None:
+    """Draw each non-empty bool mask (image resolution) as a translucent colour with its box;
+    mask ``i`` gets colour ``i`` of tab10 (empty masks keep their colour slot)."""
+    colours = plt.get_cmap("tab10")
+    for i, mask in enumerate(masks):
+        if not mask.any():
+            continue
+        c = colours(i % 10)
+        overlay = np.zeros((*mask.shape, 4))
+        overlay[mask] = (*c[:3], 0.45)
+        ax.imshow(overlay)
+        x, y, w, h = mask_to_box(mask)
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=c, linewidth=lw))
+
+
 def plot_head_maps(
     image: np.ndarray,
     maps: torch.Tensor,
@@ -99,14 +114,7 @@ def plot_maskcut(image: np.ndarray, masks: Sequence[np.ndarray], title: str | No
     """
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(image)
-    colours = plt.get_cmap("tab10")
-    for i, mask in enumerate(m for m in masks if m.any()):
-        c = colours(i % 10)
-        overlay = np.zeros((*mask.shape, 4))
-        overlay[mask] = (*c[:3], 0.45)
-        ax.imshow(overlay)
-        x, y, w, h = mask_to_box(mask)
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=c, linewidth=2))
+    overlay_masks(ax, [m for m in masks if m.any()])
     ax.axis("off")
     if title:
         ax.set_title(title)

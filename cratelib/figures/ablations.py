@@ -50,7 +50,7 @@ from cratelib.figures.attention import attention_on, best_head_ious, object_frac
 from cratelib.models import create_model
 from cratelib.train.config import load_config
 from cratelib.train.zoo import ZOO_DIR
-from cratelib.figures.style import styled
+from cratelib.figures.style import contour, finish, styled
 
 __all__ = [
     "Variant",
@@ -476,15 +476,9 @@ def plot_model_maps(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tenso
         for j, image in enumerate(images):
             size = image.shape[:2]
             axes[r, j].imshow(upsample_maps(m[j], size).numpy(), cmap="inferno")
-            keep = upsample_maps(sets[j], size).numpy()
-            if keep.any() and not keep.all():
-                axes[r, j].contour(keep.astype(float), levels=[0.5], colors="cyan", linewidths=0.7)
+            contour(axes[r, j], upsample_maps(sets[j], size).numpy(), "cyan", 0.7)
         axes[r, 0].set_ylabel(label, fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.2)
-    return fig
+    return finish(fig, axes, pad=0.3, w_pad=0.2, h_pad=0.2)
 
 
 @styled

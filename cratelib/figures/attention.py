@@ -33,7 +33,7 @@ from cratelib.eval.attention import upsample_maps
 from cratelib.eval.extract import extract
 from cratelib.eval.metrics import best_head_iou, iou
 from cratelib.eval.threshold import mass_mask
-from cratelib.figures.style import contour, styled
+from cratelib.figures.style import contour, finish, styled
 
 __all__ = [
     "layer_maps",
@@ -93,13 +93,7 @@ def plot_layers_heads(image: np.ndarray, maps: torch.Tensor, mass: float = 0.6,
             contour(ax, sets[l, k], "cyan", 0.8)
             if l == 0:
                 ax.set_title(f"head {k + 1}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.2)
-    return fig
+    return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
 
 
 @styled
@@ -132,13 +126,7 @@ def plot_images_heads(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
             contour(axes[j, k + 1], up_sets[k], "cyan", 0.8)
             if j == 0:
                 axes[j, k + 1].set_title(f"head {k + 1}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.2)
-    return fig
+    return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
 
 
 @styled
@@ -164,13 +152,7 @@ def plot_map_detail(image: np.ndarray, amap: torch.Tensor, mass: float = 0.6,
     if truth is not None:
         label += f", IoU {iou(keep, truth):.2f}"
     axes[2].set_title(label)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, axes, title)
 
 
 @styled
@@ -194,13 +176,7 @@ def plot_dino_display(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
         if truths is not None:
             contour(axes[0, j], truths[j], "white")
             axes[1, j].set_xlabel(f"IoU {iou(keep, truths[j]):.2f}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.4)
-    return fig
+    return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.4)
 
 
 def best_head_ious(maps: torch.Tensor, truths: Sequence[np.ndarray], mass: float = 0.6

@@ -28,18 +28,18 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.patches import Rectangle
 
 from cratelib.data import default_cache_dir
 from cratelib.eval.coco_eval import class_agnostic_coco
 from cratelib.eval.extract import extract, to_model_input
-from cratelib.eval.maskcut import MaskCutResult, mask_to_box, num_corners, upsample_mask
+from cratelib.eval.maskcut import MaskCutResult, num_corners, upsample_mask
 from cratelib.eval.maskcut_eval import crf_detections, evaluate_maskcut, run_maskcut
 from cratelib.eval.metrics import iou
 from cratelib.eval.ncut import dense_affinity, second_eigenvector
+from cratelib.eval.plots import overlay_masks
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
 from cratelib.eval.sources import Sample, coco_samples, embedded_root
-from cratelib.figures.style import single_thread, styled
+from cratelib.figures.style import contour, no_ticks, single_thread, styled
 
 __all__ = [
     "embedded_coco",
@@ -165,31 +165,11 @@ def _grid_lines(ax, grid: tuple[int, int], size: tuple[int, int]) -> None:
         ax.axvline(c * size[1] / grid[1] - 0.5, color="white", lw=0.3, alpha=0.5)
 
 
-def _outline(ax, mask: np.ndarray, color: str = "white", lw: float = 1.0) -> None:
-    if mask.any() and not mask.all():
-        ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=lw)
-
-
 def _overlay(ax, image: np.ndarray, masks: Sequence[np.ndarray], truths: Sequence[np.ndarray] = ()) -> None:
     ax.imshow(image)
-    colours = plt.get_cmap("tab10")
     for t in truths:
-        _outline(ax, t, "white", 0.8)
-    for i, m in enumerate(masks):
-        if not m.any():
-            continue
-        c = colours(i % 10)
-        layer = np.zeros((*m.shape, 4))
-        layer[m] = (*c[:3], 0.45)
-        ax.imshow(layer)
-        x, y, bw, bh = mask_to_box(m)
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), bw, bh, fill=False, edgecolor=c, lw=1.5))
-
-
-def _clean(axes) -> None:
-    for ax in np.ravel(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
+        contour(ax, t, "white", 0.8)
+    overlay_masks(ax, masks, lw=1.5)
 
 
 @styled
@@ -216,7 +196,7 @@ def plot_graph(image: np.ndarray, features: torch.Tensor, grid: tuple[int, int],
     axes[0].imshow(image)
     _grid_lines(axes[0], grid, size)
     for t in truths:
-        _outline(axes[0], t, "white")
+        contour(axes[0], t, "white")
     axes[0].set_title(f"image, {grid[0]}x{grid[1]} patches")
     im = axes[1].imshow(cos, cmap="RdBu_r", vmin=-1, vmax=1)
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
@@ -226,10 +206,10 @@ def plot_graph(image: np.ndarray, features: torch.Tensor, grid: tuple[int, int],
     xm = x.reshape(grid)
     lim = np.abs(xm).max()
     im = axes[3].imshow(xm, cmap="coolwarm", vmin=-lim, vmax=lim)
-    _outline(axes[3], xm > xm.mean(), "black", 1.2)
+    contour(axes[3], xm > xm.mean(), "black", 1.2)
     fig.colorbar(im, ax=axes[3], fraction=0.046, pad=0.03)
     axes[3].set_title(f"cut vector $x$, $\\lambda_2$ = {lam:.3f}")
-    _clean(axes)
+    no_ticks(axes)
     fig.tight_layout()
     return fig
 
@@ -261,7 +241,7 @@ def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
         ax[0].set_title("in play" if i else "all patches")
         lim = np.abs(x).max()
         ax[1].imshow(x, cmap="coolwarm", vmin=-lim, vmax=lim)
-        _outline(ax[1], ex.positive, "black", 1.0)
+        contour(ax[1], ex.positive, "black", 1.0)
         ax[1].plot(ex.seed[1], ex.seed[0], marker="*", color="yellow", ms=11, mec="black")
         ax[1].set_title(f"$x$, $\\lambda$ = {result.eigenvalues[i]:.3f}")
         ax[2].imshow(ex.side, cmap="Greys_r", vmin=0, vmax=1)
@@ -274,7 +254,7 @@ def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
         _overlay(ax[3], image, [np.zeros(size, bool)] * i + [upsample_mask(shown, size)], truths)
         ax[3].set_title("object kept" if shown.any() else "no object kept")
         taken |= result.masks[i]
-    _clean(axes)
+    no_ticks(axes)
     fig.tight_layout(pad=0.4)
     return fig
 
@@ -294,7 +274,7 @@ def plot_crf(image: np.ndarray, coarse: Sequence[np.ndarray], refined: Sequence[
     after = [r if r is not None else np.zeros(image.shape[:2], bool) for r in refined]
     _overlay(axes[1], image, after, truths)
     axes[1].set_title("after CRF: " + ", ".join("dropped" if r is None else f"{best(r):.2f}" for r in refined))
-    _clean(axes)
+    no_ticks(axes)
     fig.tight_layout()
     return fig
 
@@ -311,7 +291,7 @@ def plot_detections(images: Sequence[np.ndarray], masks: Mapping[str, Sequence[S
         for j, image in enumerate(images):
             _overlay(axes[r, j], image, masks[name][j], truths[j] if truths else ())
         axes[r, 0].set_ylabel(name, fontsize=8)
-    _clean(axes)
+    no_ticks(axes)
     fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
     return fig
 
@@ -326,13 +306,13 @@ def plot_maskcut_detail(image: np.ndarray, result: MaskCutResult, truths: Sequen
     x = result.eigenvectors[0]
     lim = np.abs(x).max()
     axes[0].imshow(x, cmap="coolwarm", vmin=-lim, vmax=lim)
-    _outline(axes[0], x > x.mean(), "black")
+    contour(axes[0], x > x.mean(), "black")
     axes[0].set_title("first cut vector $x$")
     up = [upsample_mask(m, size) for m in result.masks]
     _overlay(axes[1], image, up, truths)
     scores = [max((iou(m, t) for t in truths), default=float("nan")) for m in up if m.any()]
     axes[1].set_title(f"{len(scores)} object(s); IoU " + ", ".join(f"{s:.2f}" for s in scores))
-    _clean(axes)
+    no_ticks(axes)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -29,7 +29,7 @@ from cratelib.eval.attention import upsample_maps
 from cratelib.eval.extract import extract
 from cratelib.eval.metrics import iou
 from cratelib.eval.pca import Foreground, Normalise, pca_foreground, principal_components
-from cratelib.figures.style import contour, single_thread, styled
+from cratelib.figures.style import contour, finish, single_thread, styled
 
 __all__ = [
     "layer_features",
@@ -181,13 +181,7 @@ def plot_pca_layers(images: Sequence[np.ndarray], rgb: torch.Tensor, truths: Seq
         if truths is not None:
             for ax in axes[j]:
                 contour(ax, truths[j], "white", 0.7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.2)
-    return fig
+    return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
 
 
 @styled
@@ -219,10 +213,4 @@ def plot_pca_detail(image: np.ndarray, pc1: torch.Tensor, foreground: torch.Tens
     if truth is not None:
         for ax in axes:
             contour(ax, truth, "white" if ax is not axes[2] else "red", 0.8)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, axes, title)

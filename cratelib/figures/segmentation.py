@@ -27,7 +27,7 @@ import torch
 from cratelib.eval.metrics import IGNORE_INDEX, best_head_miou, class_masks, nan_mean
 from cratelib.eval.segmentation import CoarseSegResult, coarse_segmentation, head_masks
 from cratelib.eval.threshold import ThresholdMode
-from cratelib.figures.style import contour, styled
+from cratelib.figures.style import contour, no_ticks, styled
 
 __all__ = [
     "layerwise",
@@ -102,9 +102,7 @@ def _head_row(axes, image: np.ndarray, maps: torch.Tensor, labels: np.ndarray, p
             for side in ax.spines.values():
                 side.set_edgecolor("red")
                 side.set_linewidth(2.5)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     return best_head_miou(masks, labels)[0]  # eq. 14: per class the best head, mean over classes
 
 

@@ -4,6 +4,7 @@ mask outlines, and a context manager for the many tiny computations of the evalu
 * :data:`STYLE` / :data:`COLORS` and :func:`styled` - figures sized for the book's text column,
   drawn without changing the caller's matplotlib settings;
 * :func:`contour` - the outline of a boolean mask on an axis;
+* :func:`no_ticks`, :func:`finish` - image panels without ticks; the title and layout of a figure;
 * :func:`single_thread` - run small torch (and BLAS) work on one thread.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["STYLE", "COLORS", "styled", "contour", "single_thread"]
+__all__ = ["STYLE", "COLORS", "styled", "contour", "no_ticks", "finish", "single_thread"]
 
 # Figures are sized for the book's text column (about 9-10 inches wide at 110 dpi).
 STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7.5, "figure.dpi": 110}
@@ -40,6 +41,23 @@ def contour(ax, mask: np.ndarray, color: str, lw: float = 1.0) -> None:
     """Outline the ``(H, W)`` boolean ``mask`` on ``ax`` (nothing if it is empty or full)."""
     if mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=lw)
+
+
+def no_ticks(axes) -> None:
+    """Remove the ticks of every axis in ``axes`` (one axis, a list or an array of them)."""
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def finish(fig, axes, title: str = "", **tight_layout):
+    """The common end of a panel figure: no ticks on ``axes``, ``title`` as the figure's title
+    (if any), then ``fig.tight_layout(**tight_layout)``. Returns ``fig``."""
+    no_ticks(axes)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(**tight_layout)
+    return fig
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from PIL import Image
 
 from cratelib.data import SyntheticData
 from cratelib.train import TrainConfig
-from cratelib.figures.style import COLORS, styled
+from cratelib.figures.style import COLORS, finish, styled
 
 __all__ = [
     "one_per_class",
@@ -72,15 +72,9 @@ def plot_examples(data: SyntheticData, indices: Sequence[int] | None = None, tit
         axes[0, col].imshow(data.images[i], interpolation="nearest")
         axes[0, col].set_title(data.class_names[int(data.labels[i])], fontsize=8)
         axes[1, col].imshow(mask_rgb, interpolation="nearest")
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
     axes[0, 0].set_ylabel("image", fontsize=8)
     axes[1, 0].set_ylabel("exact mask", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.2)
-    return fig
+    return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
 
 
 def colour_histogram_features(data: SyntheticData, bins: int = 4) -> np.ndarray:
