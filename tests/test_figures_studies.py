@@ -14,6 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from cratelib import create_model  # noqa: E402
 from cratelib.data import SyntheticConfig, generate  # noqa: E402
 from cratelib.figures import studies as st  # noqa: E402
+from cratelib.figures.attention import patch_kinds  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_held_out_samples_match_the_coco_export(data, tmp_path):
 
 def test_patch_kinds_partition_the_patches():
     frac = torch.tensor([[[0.0, 0.5], [1.0, 0.25]]])
-    kinds = st.patch_kinds(frac)
+    kinds = patch_kinds(frac)
     assert set(kinds) == set(st.KINDS)
     torch.testing.assert_close(sum(kinds.values()), torch.ones_like(frac))
     assert kinds["background"][0, 0, 0] == 1 and kinds["interior"][0, 1, 0] == 1

@@ -15,8 +15,9 @@ This module arranges them:
   map that prefers no patch, or random maps with the same choice of heads, score;
 * :func:`brightness_maps` - a fixed, unlearned saliency map (each patch's mean brightness) to
   measure the same way;
-* :func:`object_fraction`, :func:`attention_on` - how much of a map's attention falls on the
-  object (or on any set of patches), without thresholding.
+* :func:`object_fraction`, :func:`patch_kinds`, :func:`attention_on` - how much of a map's
+  attention falls on the object, its outline or its interior (or any set of patches), without
+  thresholding.
 
 Single-image figures of all heads are :func:`cratelib.eval.plots.plot_head_maps`; curves over
 layers are :func:`cratelib.eval.plots.plot_layerwise`.
@@ -46,6 +47,7 @@ __all__ = [
     "random_map_ious",
     "brightness_maps",
     "object_fraction",
+    "patch_kinds",
     "attention_on",
 ]
 
@@ -234,6 +236,21 @@ def object_fraction(truths: Sequence[np.ndarray], grid: tuple[int, int]) -> torc
     background, 1 = all object; in between: the outline crosses the patch)."""
     masks = torch.from_numpy(np.stack([np.asarray(t, bool) for t in truths])).float()[:, None]
     return torch.nn.functional.adaptive_avg_pool2d(masks, grid)[:, 0]
+
+
+def patch_kinds(fraction: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Split the patches by how much of them lies on the object: ``background`` (no object
+    pixel), ``outline`` (the object's edge crosses the patch) and ``interior`` (all pixels on the
+    object). Each value is a ``(J, h, w)`` 0/1 float weight for :func:`attention_on`; the three
+    add up to one at every patch.
+
+    Args:
+        fraction: ``(J, h, w)`` share of each patch's pixels on the object
+            (:func:`object_fraction`).
+    """
+    return {"background": (fraction == 0).float(),
+            "outline": ((fraction > 0) & (fraction < 1)).float(),
+            "interior": (fraction == 1).float()}
 
 
 def attention_on(maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

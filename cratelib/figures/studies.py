@@ -8,7 +8,7 @@ This module adds what the chapter measures on top of them:
 
 * :func:`held_out_samples` - the held-out test images as evaluation samples with their label maps,
   and their COCO ground truth (for MaskCut's AP);
-* :func:`patch_kinds`, :func:`head_measures`, :func:`head_rows`, :func:`class_head_means` - what each
+* :func:`head_measures`, :func:`head_rows`, :func:`class_head_means` - what each
   head of one layer looks at (Fig. 7's "semantic heads", measured instead of picked by eye);
 * :func:`predict` - top-1 predictions of a model (accuracy beside the segmentation measures);
 * :func:`map_overlap`, :func:`noise_sweep` - how maps, localisation and accuracy change as
@@ -33,12 +33,11 @@ from cratelib.data import SyntheticData, export_coco
 from cratelib.eval.extract import extract, to_model_input
 from cratelib.eval.sources import Sample
 from cratelib.eval.studies import add_gaussian_noise
-from cratelib.figures.attention import attention_on, best_head_ious, object_fraction
+from cratelib.figures.attention import attention_on, best_head_ious, object_fraction, patch_kinds
 from cratelib.figures.style import COLORS, styled
 
 __all__ = [
     "held_out_samples",
-    "patch_kinds",
     "KINDS",
     "head_measures",
     "head_rows",
@@ -86,21 +85,6 @@ def held_out_samples(data: SyntheticData, folder: str | Path) -> tuple[list[Samp
 # ---------------------------------------------------------------------------------------------
 
 
-def patch_kinds(fraction: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Split the patches by how much of them lies on the object: ``background`` (no object
-    pixel), ``outline`` (the object's edge crosses the patch) and ``interior`` (all pixels on the
-    object). Each value is a ``(J, h, w)`` 0/1 float weight for :func:`attention_on`; the three
-    add up to one at every patch.
-
-    Args:
-        fraction: ``(J, h, w)`` share of each patch's pixels on the object
-            (:func:`cratelib.figures.attention.object_fraction`).
-    """
-    return {"background": (fraction == 0).float(),
-            "outline": ((fraction > 0) & (fraction < 1)).float(),
-            "interior": (fraction == 1).float()}
-
-
 def _centroid_offsets(maps: torch.Tensor, truths: Sequence[np.ndarray], fraction: torch.Tensor
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Where on the object a head looks: the centroid of its attention on object pixels, minus
@@ -131,7 +115,7 @@ def head_measures(maps: torch.Tensor, truths: Sequence[np.ndarray], mass: float 
     Keys:
         ``object``: share of the head's attention on object pixels (chapter 7's measure);
         ``background``, ``outline``, ``interior``: its share on each kind of patch
-        (:func:`patch_kinds`; they sum to one);
+        (:func:`~cratelib.figures.attention.patch_kinds`; they sum to one);
         ``iou``: IoU of the head's ``mass`` set (DINO's display) with the object;
         ``best``: 1 where this head has the best IoU of the image's heads (eq. 13's choice);
         ``dy``, ``dx``: where on the object it looks, the offset of its on-object attention
