@@ -41,6 +41,7 @@ def _train_zoo(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from cratelib.data import SyntheticConfig, export_coco, export_voc, load_or_generate
+    from cratelib.data.synthetic import cache_path
 
     try:
         config = SyntheticConfig(args.num_images, image_size=args.image_size, seed=args.seed,
@@ -56,9 +57,7 @@ def _data(args: argparse.Namespace) -> int:
     elif args.format == "voc":
         where = export_voc(data, args.out, image_set=args.split)
     else:
-        from cratelib.data import default_cache_dir
-
-        where = Path(args.cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}.npz"
+        where = cache_path(config, args.cache_dir)
     print(f"{len(data)} images ({args.image_size} px, seed {args.seed}, split {args.split}) -> {where}")
     return 0
 

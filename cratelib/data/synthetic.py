@@ -271,6 +271,12 @@ def default_cache_dir() -> Path:
 _ARRAYS = ("images", "labels", "semantic", "instance_map")
 
 
+def cache_path(config: SyntheticConfig, cache_dir: str | Path | None = None) -> Path:
+    """Where :func:`load_or_generate` keeps ``config``'s arrays:
+    ``<cache_dir>/synthetic-<config.cache_key()>.npz`` (``cache_dir``: :func:`default_cache_dir`)."""
+    return Path(cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}.npz"
+
+
 def load_or_generate(config: SyntheticConfig, cache_dir: str | Path | None = None) -> SyntheticData:
     """Read the data set from the disk cache, or generate it and write the cache atomically.
 
@@ -282,7 +288,7 @@ def load_or_generate(config: SyntheticConfig, cache_dir: str | Path | None = Non
         config: what to generate.
         cache_dir: defaults to :func:`default_cache_dir`.
     """
-    path = Path(cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}.npz"
+    path = cache_path(config, cache_dir)
     if path.exists():
         try:
             with np.load(path) as f:
