@@ -43,15 +43,32 @@ def _data(args: argparse.Namespace) -> int:
     from cratelib.data import SyntheticConfig, export_coco, export_voc, load_or_generate
     from cratelib.data.synthetic import cache_path
 
+    fields = {"min_objects": args.min_objects, "max_objects": args.max_objects,
+              "clutter": args.clutter, "fill": args.fill,
+              "texture_correlation": args.texture_correlation}
     try:
         config = SyntheticConfig(args.num_images, image_size=args.image_size, seed=args.seed,
-                                 split=args.split, min_objects=args.min_objects,
-                                 max_objects=args.max_objects, clutter=args.clutter,
-                                 max_rotation=args.max_rotation)
+                                 split=args.split, max_rotation=args.max_rotation,
+                                 version=args.version,
+                                 **{k: v for k, v in fields.items() if v is not None})
     except ValueError as err:
         print(f"cratelib data: {err}", file=sys.stderr)
         return 2
     data = load_or_generate(config, cache_dir=args.cache_dir)
+    if args.action == "audit":
+        from cratelib.data.audit import audit, format_audit
+
+        try:
+            result = audit(data, patch=args.patch, rule=args.rule)
+        except ValueError as err:
+            print(f"cratelib data audit: {err}", file=sys.stderr)
+            return 2
+        grid = args.image_size // args.patch
+        print(f"cue audit: {len(data)} images ({args.image_size} px, generator version "
+              f"{config.version}, seed {args.seed}, split {args.split}), {grid}x{grid} patch grid, "
+              f"object patches: {args.rule} pixel(s) of the main object; per-image ROC AUC")
+        print(format_audit(result))
+        return 0
     if args.format == "coco":
         where = export_coco(data, args.out, split=f"{args.split}2017")
     elif args.format == "voc":
@@ -89,15 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder of the data set")
     p.set_defaults(func=_finetune)
 
-    p = sub.add_parser("data", help="generate the embedded data set; export it in COCO or VOC format")
+    p = sub.add_parser("data", help="generate the embedded data set, export it (COCO/VOC) or audit its pixel cues")
+    p.add_argument("action", nargs="?", default="generate", choices=["generate", "audit"],
+                   help="generate (default): write the cache or an export; audit: per-image AUC of "
+                        "brightness, saturation, colour distance, edge energy against the object")
     p.add_argument("--num-images", type=int, default=200)
     p.add_argument("--image-size", type=int, default=64, help="pixels, a multiple of 8 in [32, 224]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--min-objects", type=int, default=1)
-    p.add_argument("--max-objects", type=int, default=1, help="up to 5; 3 for the detection experiments")
-    p.add_argument("--clutter", type=float, default=1.0)
+    p.add_argument("--version", type=int, default=3, help="generator version: 4 (no pixel shortcuts) or 3")
+    p.add_argument("--min-objects", type=int, help="class objects per image (default: the version's)")
+    p.add_argument("--max-objects", type=int, help="up to 5; 3 for the detection experiments")
+    p.add_argument("--clutter", type=float, help="version 3: amount of small background clutter")
+    p.add_argument("--fill", choices=["flat", "texture"], help="version 4: surface fills")
+    p.add_argument("--texture-correlation", type=float,
+                   help="version 4, --fill texture: probability an object wears its class's texture")
     p.add_argument("--max-rotation", type=float, default=15.0)
+    p.add_argument("--patch", type=int, default=8, help="audit: patch size of the grid")
+    p.add_argument("--rule", default="any", choices=["any", "half"],
+                   help="audit: object patches touch the object (any) or are half object (half)")
     p.add_argument("--format", default="npz", choices=["npz", "coco", "voc"],
                    help="npz: only the disk cache; coco: images + instances JSON; voc: VOC2012 layout")
     p.add_argument("--out", type=Path, help="export folder (required for coco and voc)")

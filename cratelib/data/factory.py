@@ -11,7 +11,7 @@ from .classification import CIFAR10, CIFAR100, Flowers102, ImageFolderDataset, O
 from .segmentation import COCODetection, VOCSegmentation
 from .synthetic import SyntheticConfig, SyntheticDataset
 
-__all__ = ["DATASETS", "build_dataset", "download", "SYNTHETIC_SIZES"]
+__all__ = ["DATASETS", "build_dataset", "download", "SYNTHETIC_SIZES", "synthetic_config"]
 
 # name -> (class, default split)
 DATASETS: dict[str, tuple[type[Dataset], str | None]] = {
@@ -26,6 +26,12 @@ DATASETS: dict[str, tuple[type[Dataset], str | None]] = {
 }
 # Default number of synthetic images per split when ``num_images`` is not given.
 SYNTHETIC_SIZES = {"train": 10_000, "val": 2_000, "test": 2_000}
+
+
+def synthetic_config(split: str = "train", **fields) -> SyntheticConfig:
+    """The :class:`SyntheticConfig` of a split; ``num_images`` defaults to :data:`SYNTHETIC_SIZES`."""
+    fields.setdefault("num_images", SYNTHETIC_SIZES.get(split, SYNTHETIC_SIZES["val"]))
+    return SyntheticConfig(split=split, **fields)
 
 
 def build_dataset(name: str, root: str | Path | None = None, split: str | None = None,
@@ -54,9 +60,8 @@ def build_dataset(name: str, root: str | Path | None = None, split: str | None =
     if name == "synthetic":
         loader_keys = {"mean", "std", "cache"}
         loader_kwargs = {k: kwargs.pop(k) for k in loader_keys & kwargs.keys()}
-        kwargs.setdefault("num_images", SYNTHETIC_SIZES.get(split, SYNTHETIC_SIZES["val"]))
-        config = SyntheticConfig(split=split, **kwargs)
-        return SyntheticDataset(config, transform=transform, cache_dir=root, **loader_kwargs)
+        return SyntheticDataset(synthetic_config(split, **kwargs), transform=transform, cache_dir=root,
+                                **loader_kwargs)
     if root is None:
         raise ValueError(f"build_dataset({name!r}) needs root=<folder of the data set>")
     if kwargs:

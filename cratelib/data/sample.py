@@ -31,7 +31,7 @@ from PIL import Image
 from ._io import DatasetFormatError, atomic_write
 from .export import export_coco, export_voc
 from .segmentation import VOCSegmentation
-from .synthetic import (GENERATOR_VERSION, SyntheticConfig, SyntheticData, default_cache_dir,
+from .synthetic import (SyntheticConfig, SyntheticData, default_cache_dir,
                         generate)
 
 __all__ = ["SAMPLE_CONFIGS", "REPO_SAMPLE_DIR", "sample_dir", "load_sample", "write_sample"]
@@ -51,8 +51,8 @@ def _check_name(name: str) -> SyntheticConfig:
 
 
 def _record(name: str) -> dict:
-    return {"name": name, "generator_version": GENERATOR_VERSION,
-            "config": json.loads(_check_name(name).to_json())}
+    config = _check_name(name)
+    return {"name": name, "generator_version": config.version, "config": json.loads(config.to_json())}
 
 
 def write_sample(name: str, out_dir: str | Path) -> Path:

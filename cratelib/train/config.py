@@ -39,6 +39,7 @@ class TrainConfig:
     data: str = "synthetic"  # cratelib.data.build_dataset name
     data_root: str | None = None
     data_args: dict = field(default_factory=dict)  # e.g. SyntheticConfig fields for "synthetic"
+    fresh_data: bool = False  # synthetic only: new training images every epoch, from (seed, epoch, index)
     train_split: str = "train"
     val_split: str | None = "val"
     img_size: int = 64
@@ -64,6 +65,7 @@ class TrainConfig:
     deterministic: bool = False
     log_every: int = 20  # steps between loss lines in metrics.jsonl
     snapshot_epochs: list = field(default_factory=list)  # extra model-only checkpoints (Fig. 10)
+    snapshot_at_val_acc: float | None = None  # model-only checkpoint when val accuracy first reaches it
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -73,6 +75,11 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.snapshot_at_val_acc is not None and not (0 < self.snapshot_at_val_acc <= 1 and self.val_split):
+            raise ValueError(f"TrainConfig.snapshot_at_val_acc must be in (0, 1] with a val_split, got "
+                             f"{self.snapshot_at_val_acc!r} (val_split={self.val_split!r})")
+        if self.fresh_data and self.data != "synthetic":
+            raise ValueError(f"TrainConfig.fresh_data needs data='synthetic' (generated images), got data={self.data!r}")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"TrainConfig.warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
 

@@ -6,6 +6,8 @@ line per epoch), ``last.pt`` (written atomically after every epoch: model, optim
 epoch, history) and ``epoch_<e>.pt`` snapshots. ``resume=True`` continues exactly where the last
 epoch ended: data order, augmentation and dropout are drawn from generators seeded by
 ``(seed, epoch)``, so an interrupted and resumed run ends with the same weights as one that was not.
+``snapshot_at_val_acc=a`` also writes ``val_acc_<a>.pt`` after the first epoch whose validation
+accuracy reaches ``a`` (the equal-accuracy comparison of the emergence study).
 """
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ from torch import nn
 from tqdm import tqdm
 
 from cratelib.checkpoint import atomic_save, load_checkpoint, load_official_checkpoint
-from cratelib.data import IMAGENET_MEAN, IMAGENET_STD, build_dataset, eval_transform, train_transform
+from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_dataset, eval_transform,
+                           train_transform)
+from cratelib.data.factory import synthetic_config
+from cratelib.data.synthetic import generate
 from cratelib.models import CRATE, create_model
 from cratelib.train.config import TrainConfig
 
@@ -99,11 +104,36 @@ class _TensorSource:
             yield x.to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
 
 
+class _FreshSource(_TensorSource):
+    """Synthetic training images drawn anew for every epoch (``config.fresh_data``): image ``i`` of
+    epoch ``e`` comes from ``(seed, e, i)`` (:func:`cratelib.data.synthetic.generate`), so a resumed
+    run sees exactly the images the uninterrupted one saw. Call :meth:`set_epoch` before
+    :meth:`batches`."""
+
+    def __init__(self, config: SyntheticConfig) -> None:
+        super().__init__(torch.empty(0, 3, config.image_size, config.image_size, dtype=torch.uint8),
+                         torch.empty(0, dtype=torch.long))
+        self.config, self.epoch = config, None
+
+    def __len__(self) -> int:
+        return self.config.num_images
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            data = generate(self.config, epoch=epoch)
+            self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
+            self.labels = torch.from_numpy(data.labels).long()
+            self.epoch = epoch
+
+
 def _source(config: TrainConfig, split: str, train: bool):
-    """A :class:`_TensorSource` for the synthetic data, a DataLoader-backed source otherwise."""
+    """A :class:`_TensorSource` for the synthetic data (:class:`_FreshSource` for training with
+    ``fresh_data``), a DataLoader-backed source otherwise."""
     if config.data == "synthetic":
-        ds = build_dataset("synthetic", root=config.data_root, split=split, image_size=config.img_size,
-                           num_classes=config.num_classes, **config.data_args)
+        fields = dict(image_size=config.img_size, num_classes=config.num_classes, **config.data_args)
+        if train and config.fresh_data:
+            return _FreshSource(synthetic_config(split, **fields))
+        ds = build_dataset("synthetic", root=config.data_root, split=split, **fields)
         images = torch.from_numpy(ds.data.images).permute(0, 3, 1, 2).contiguous()
         return _TensorSource(images, torch.from_numpy(ds.data.labels).long())
     tf = (train_transform(config.img_size, crop=config.crop) if train else eval_transform(config.img_size))
@@ -161,9 +191,9 @@ def _log(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _snapshot(model: CRATE, run_dir: Path, epoch: int) -> None:
+def _snapshot(model: CRATE, run_dir: Path, epoch: int, name: str | None = None) -> None:
     atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), "epoch": epoch},
-                run_dir / f"epoch_{epoch}.pt")
+                run_dir / (name or f"epoch_{epoch}.pt"))
 
 
 def train(config: TrainConfig, resume: bool = False,
@@ -224,6 +254,8 @@ def train(config: TrainConfig, resume: bool = False,
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # order and flips
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
+        if hasattr(train_src, "set_epoch"):
+            train_src.set_epoch(epoch)
         it = train_src.batches(config.batch_size, device, gen, augment=True)
         bar = tqdm(total=len(train_src), desc=f"epoch {epoch + 1}/{config.epochs}", unit="img",
                    disable=not progress, file=sys.stderr, leave=False)
@@ -266,11 +298,15 @@ def train(config: TrainConfig, resume: bool = False,
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                   file=sys.stderr)
+        # Snapshots before last.pt: a run stopped in between redoes this epoch and rewrites them.
+        if epoch + 1 in config.snapshot_epochs:
+            _snapshot(model, run_dir, epoch + 1)
+        target = config.snapshot_at_val_acc
+        if target is not None and record["val_acc"] >= target and not any(h["val_acc"] >= target for h in history[:-1]):
+            _snapshot(model, run_dir, epoch + 1, name=f"val_acc_{target:g}.pt")
         atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), "optimizer": opt.state_dict(),
                      "scaler": scaler.state_dict(), "epoch": epoch + 1, "history": history,
                      "train_time_s": train_time, "train_config": config.to_dict()}, last)
-        if epoch + 1 in config.snapshot_epochs:
-            _snapshot(model, run_dir, epoch + 1)
         if on_epoch_end is not None and on_epoch_end(record):
             break
     return TrainResult(model=model, run_dir=run_dir, history=history, train_time_s=train_time)
