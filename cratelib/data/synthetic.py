@@ -421,38 +421,44 @@ def default_cache_dir() -> Path:
 _ARRAYS = ("images", "labels", "semantic", "instance_map", "distractor_map")
 
 
-def cache_path(config: SyntheticConfig, cache_dir: str | Path | None = None) -> Path:
+def cache_path(config: SyntheticConfig, cache_dir: str | Path | None = None,
+               epoch: int | None = None) -> Path:
     """Where :func:`load_or_generate` keeps ``config``'s arrays:
-    ``<cache_dir>/synthetic-<config.cache_key()>.npz`` (``cache_dir``: :func:`default_cache_dir`)."""
-    return Path(cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}.npz"
+    ``<cache_dir>/synthetic-<config.cache_key()>[-e<epoch>].npz`` (``cache_dir``:
+    :func:`default_cache_dir`)."""
+    tail = "" if epoch is None else f"-e{epoch}"
+    return Path(cache_dir or default_cache_dir()) / f"synthetic-{config.cache_key()}{tail}.npz"
 
 
-def load_or_generate(config: SyntheticConfig, cache_dir: str | Path | None = None) -> SyntheticData:
+def load_or_generate(config: SyntheticConfig, cache_dir: str | Path | None = None,
+                     epoch: int | None = None) -> SyntheticData:
     """Read the data set from the disk cache, or generate it and write the cache atomically.
 
-    The file is ``<cache_dir>/synthetic-<config.cache_key()>.npz`` (uncompressed, about
-    ``n * H * W * 5`` bytes). A cache file that cannot be read or was written for another config
-    is regenerated with a warning.
+    The file is :func:`cache_path` (uncompressed, about ``n * H * W * 6`` bytes). A cache file
+    that cannot be read or was written for another config is regenerated with a warning.
 
     Args:
         config: what to generate.
         cache_dir: defaults to :func:`default_cache_dir`.
+        epoch: a training epoch's fresh draw (see :func:`generate`); runs that share the data
+            config (several models and seeds of a study) then generate each epoch once.
     """
-    path = cache_path(config, cache_dir)
+    path = cache_path(config, cache_dir, epoch)
+    stamp = config.to_json() if epoch is None else f"{config.to_json()} epoch {epoch}"
     if path.exists():
         try:
             with np.load(path) as f:
-                if str(f["config"]) != config.to_json():
+                if str(f["config"]) != stamp:
                     raise ValueError(f"it holds config {str(f['config'])}")
                 # Version-3 caches written before distractor maps existed lack that array.
                 return SyntheticData(config, **{k: f[k] for k in _ARRAYS if k in f.files})
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
             warnings.warn(f"Ignoring unreadable synthetic cache {path} ({err}); regenerating.",
                           stacklevel=2)
-    data = generate(config)
+    data = generate(config, epoch)
 
     def write(f: io.BufferedIOBase) -> None:
-        np.savez(f, config=np.array(config.to_json()), **{k: getattr(data, k) for k in _ARRAYS})
+        np.savez(f, config=np.array(stamp), **{k: getattr(data, k) for k in _ARRAYS})
 
     atomic_write(path, write)
     return data

@@ -30,7 +30,7 @@ from cratelib.checkpoint import atomic_save, load_checkpoint, load_official_chec
 from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_dataset, eval_transform,
                            train_transform)
 from cratelib.data.factory import synthetic_config
-from cratelib.data.synthetic import generate
+from cratelib.data.synthetic import load_or_generate
 from cratelib.models import CRATE, create_model
 from cratelib.train.config import TrainConfig
 
@@ -110,17 +110,17 @@ class _FreshSource(_TensorSource):
     run sees exactly the images the uninterrupted one saw. Call :meth:`set_epoch` before
     :meth:`batches`."""
 
-    def __init__(self, config: SyntheticConfig) -> None:
+    def __init__(self, config: SyntheticConfig, cache_dir: str | None) -> None:
         super().__init__(torch.empty(0, 3, config.image_size, config.image_size, dtype=torch.uint8),
                          torch.empty(0, dtype=torch.long))
-        self.config, self.epoch = config, None
+        self.config, self.cache_dir, self.epoch = config, cache_dir, None
 
     def __len__(self) -> int:
         return self.config.num_images
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
-            data = generate(self.config, epoch=epoch)
+            data = load_or_generate(self.config, self.cache_dir, epoch=epoch)  # shared by runs
             self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
             self.labels = torch.from_numpy(data.labels).long()
             self.epoch = epoch
@@ -132,7 +132,7 @@ def _source(config: TrainConfig, split: str, train: bool):
     if config.data == "synthetic":
         fields = dict(image_size=config.img_size, num_classes=config.num_classes, **config.data_args)
         if train and config.fresh_data:
-            return _FreshSource(synthetic_config(split, **fields))
+            return _FreshSource(synthetic_config(split, **fields), config.data_root)
         ds = build_dataset("synthetic", root=config.data_root, split=split, **fields)
         images = torch.from_numpy(ds.data.images).permute(0, 3, 1, 2).contiguous()
         return _TensorSource(images, torch.from_numpy(ds.data.labels).long())
