@@ -13,16 +13,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cratelib.io import atomic_torch_save
 from cratelib.models.crate import CRATE, CRATEConfig, resample_pos_embed
 
 __all__ = [
-    "atomic_save",
     "save_checkpoint",
     "load_checkpoint",
     "convert_official_state_dict",
@@ -34,27 +33,9 @@ __all__ = [
 OFFICIAL_HEADS = {384: 6, 576: 12, 768: 12, 1024: 16}
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_checkpoint(path: str | os.PathLike, model: CRATE, **extra: Any) -> Path:
     """Save ``model`` with its config (and any ``extra`` entries, e.g. optimizer, epoch, metrics)."""
-    return atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), **extra}, path)
+    return atomic_torch_save(path, {"model": model.state_dict(), "config": model.config.to_dict(), **extra})
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any) -> CRATE:

@@ -24,8 +24,9 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from cratelib.checkpoint import atomic_save, load_checkpoint, load_official_checkpoint
+from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
 from cratelib.data import IMAGENET_MEAN, IMAGENET_STD, build_dataset, eval_transform, train_transform
+from cratelib.io import atomic_write_text
 from cratelib.models import CRATE, create_model
 from cratelib.train.config import TrainConfig
 
@@ -162,8 +163,7 @@ def _log(path: Path, record: dict) -> None:
 
 
 def _snapshot(model: CRATE, run_dir: Path, epoch: int) -> None:
-    atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), "epoch": epoch},
-                run_dir / f"epoch_{epoch}.pt")
+    save_checkpoint(run_dir / f"epoch_{epoch}.pt", model, epoch=epoch)
 
 
 def train(config: TrainConfig, resume: bool = False,
@@ -212,7 +212,7 @@ def train(config: TrainConfig, resume: bool = False,
         start_epoch, history, train_time = ckpt["epoch"], ckpt["history"], ckpt["train_time_s"]
     else:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     step_model = torch.compile(model) if config.compile else model
     if start_epoch == 0 and 0 in config.snapshot_epochs:
         _snapshot(model, run_dir, 0)  # the initialisation, for the training-epochs study (Fig. 10)
@@ -266,9 +266,8 @@ def train(config: TrainConfig, resume: bool = False,
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                   file=sys.stderr)
-        atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), "optimizer": opt.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch + 1, "history": history,
-                     "train_time_s": train_time, "train_config": config.to_dict()}, last)
+        save_checkpoint(last, model, optimizer=opt.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
+                        history=history, train_time_s=train_time, train_config=config.to_dict())
         if epoch + 1 in config.snapshot_epochs:
             _snapshot(model, run_dir, epoch + 1)
         if on_epoch_end is not None and on_epoch_end(record):
