@@ -1,5 +1,7 @@
 """The registry, the model family, resolution changes and input validation."""
 import math
+import subprocess
+import sys
 
 import pytest
 import timm
@@ -128,6 +130,17 @@ def test_unknown_name_lists_known_ones():
 def test_unknown_override_is_named():
     with pytest.raises(ValueError, match="embed_dim"):
         create_model("crate_nano_patch8", embed_dim=3)
+
+
+def test_import_cratelib_registers_with_timm_when_timm_is_imported():
+    """`import cratelib` leaves timm (and torchvision) unimported; importing timm later registers."""
+    code = ("import sys, cratelib\n"
+            "assert 'timm' not in sys.modules and 'torchvision' not in sys.modules, 'imported too early'\n"
+            "import timm\n"
+            "m = timm.create_model('crate_mhsa_nano_patch8', img_size=32, num_classes=3, depth=1)\n"
+            "assert isinstance(m, cratelib.CRATE) and m.config.attn == 'mhsa'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
 
 
 def test_timm_create_model_knows_the_names():

@@ -32,6 +32,9 @@ is the book's CPU-scale model, the same in both tables. After ``import cratelib`
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from typing import Callable
 
 from cratelib.models.crate import CRATE, CRATEConfig
@@ -121,12 +124,9 @@ def create_model(name: str, **overrides) -> CRATE:
 
 
 def _register_with_timm() -> None:
-    """Make every name available to ``timm.create_model`` (no-op if timm is absent)."""
-    try:
-        from timm.models import register_model as timm_register
-    except ImportError:  # pragma: no cover - timm is a dependency, but the core needs only torch
-        return
+    """Make every name available to ``timm.create_model``."""
     from timm.models import is_model
+    from timm.models import register_model as timm_register
 
     public = list(__all__)
     for name, fn in _REGISTRY.items():
@@ -135,4 +135,32 @@ def _register_with_timm() -> None:
     __all__[:] = public  # timm appends every registered name to this module's __all__
 
 
-_register_with_timm()
+class _RegisterAfterTimmImport(importlib.abc.MetaPathFinder):
+    """Import hook: lets timm's first import run, then registers every name with it.
+
+    Importing timm takes seconds (it imports torchvision and ``torch._dynamo``), twice as long as
+    torch; this keeps ``import cratelib`` (and ``python -m cratelib info``) free of it, while
+    ``import cratelib; import timm; timm.create_model("crate_tiny_patch8")`` still works.
+    """
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "timm":
+            return None
+        sys.meta_path.remove(self)  # one use; also keeps find_spec below from finding this hook
+        spec = importlib.util.find_spec("timm")
+        if spec is None or spec.loader is None:  # timm not installed: the usual ImportError
+            return spec
+        exec_timm = spec.loader.exec_module
+
+        def exec_then_register(module) -> None:
+            exec_timm(module)
+            _register_with_timm()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "timm" in sys.modules:
+    _register_with_timm()
+else:
+    sys.meta_path.insert(0, _RegisterAfterTimmImport())
