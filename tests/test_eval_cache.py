@@ -1,12 +1,8 @@
-"""Atomic writes and the feature cache."""
+"""The feature cache (atomic writes: tests/test_io.py)."""
 
-import os
-
-import pytest
 import torch
 
 from cratelib.eval.cache import (
-    atomic_write_json,
     cache_key,
     cached,
     file_sha256,
@@ -27,13 +23,6 @@ def test_cached_computes_once_then_hits(tmp_path):
     assert (hit1, hit2) == (False, True) and len(calls) == 1
     assert torch.equal(v1["x"], v2["x"])
     assert [p.name for p in path.parent.iterdir()] == ["feat.pt"]  # no temp files left
-
-
-def test_failed_write_leaves_no_file(tmp_path):
-    path = tmp_path / "m.json"
-    with pytest.raises(TypeError):
-        atomic_write_json(path, {"bad": object.__new__(type("X", (), {}))})
-    assert os.listdir(tmp_path) == []
 
 
 def test_keys_and_hashes_change_with_content(tmp_path):

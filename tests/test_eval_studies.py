@@ -11,7 +11,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from cratelib import create_model  # noqa: E402
 from cratelib.eval import plots  # noqa: E402
-from cratelib.eval.coco_eval import encode_mask  # noqa: E402
 from cratelib.eval.reference import TABLE3_PARAMS_M, TABLE3_TRANSFER  # noqa: E402
 from cratelib.eval.sources import Sample  # noqa: E402
 from cratelib.eval.studies import (  # noqa: E402
@@ -57,17 +56,13 @@ def tiny():
     return create_model("crate_nano_patch8", img_size=32, num_classes=3).eval()
 
 
-def test_compare_models_rows(tiny):
+def test_compare_models_rows(tiny, coco_gt):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
     labels = np.zeros((32, 32), np.int64)
     labels[8:24, 8:24] = 1
     voc = [Sample(image, 1, "a", labels)]
-    mask = labels.astype(bool)
-    gt = {"images": [{"id": 1, "height": 32, "width": 32, "file_name": "a.jpg"}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 256.0,
-                           "bbox": [8.0, 8.0, 16.0, 16.0], "segmentation": encode_mask(mask)}],
-          "categories": [{"id": 1, "name": "x"}]}
+    gt = coco_gt({1: [labels.astype(bool)]})
     rows = compare_models({"a": tiny, "b": tiny}, voc=voc, coco=voc, coco_gt=gt, det_img_size=32,
                           seg_img_size=32)
     assert [r["model"] for r in rows] == ["a", "b"]

@@ -95,17 +95,15 @@ def test_object_hits_and_box_iou():
     np.testing.assert_array_equal(abl.object_hits([], gt), [0, 0, 0])
 
 
-def test_maskcut_layers_on_a_tiny_model(tmp_path):
+def test_maskcut_layers_on_a_tiny_model(tmp_path, coco_gt):
     torch.manual_seed(0)
     model = create_model("crate_nano_patch8", img_size=32, num_classes=3, depth=2, dim=48, num_heads=2).eval()
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
     samples = [Sample(im, i + 1, str(i)) for i, im in enumerate(images)]
-    gt = {"images": [{"id": i + 1, "height": 32, "width": 32, "file_name": f"{i}.jpg"} for i in range(2)],
-          "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [4.0, 4.0, 16.0, 16.0],
-                           "area": 256.0, "iscrowd": 0,
-                           "segmentation": [[4, 4, 20, 4, 20, 20, 4, 20]]} for i in range(2)],
-          "categories": [{"id": 1, "name": "object"}]}
+    square = np.zeros((32, 32), bool)
+    square[4:20, 4:20] = True  # box [4, 4, 16, 16], area 256
+    gt = coco_gt({1: [square], 2: [square]})
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(gt))
     out = abl.maskcut_layers(model, samples, path)

@@ -9,12 +9,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from cratelib.eval.coco_eval import encode_mask  # noqa: E402
 from cratelib.eval.maskcut import choose_foreground, maskcut, upsample_mask  # noqa: E402
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT  # noqa: E402
 from cratelib.eval.sources import Sample  # noqa: E402
-from cratelib.eval.synthetic import planted_patch_features  # noqa: E402
 from cratelib.figures import maskcut as mc  # noqa: E402
+from planted import planted_patch_features  # noqa: E402
 
 GRID = (8, 8)
 BOX = (2, 6, 1, 5)  # rows 2-5, columns 1-4 of the 8x8 grid
@@ -71,10 +70,10 @@ def test_pixel_features_are_the_patches_of_the_normalised_input():
     np.testing.assert_allclose(feats[1, r * 4 + c].numpy(), x[1, :, 8 * r:8 * r + 8, 8 * c:8 * c + 8].reshape(-1).numpy())
 
 
-def _toy_set(num=2, size=64):
+def _toy_set(coco_gt, num=2, size=64):
     """Images with one bright square on a dark background, features planted on the same square,
     and the COCO ground truth of the squares."""
-    samples, feats, images, anns = [], [], [], []
+    samples, feats = [], []
     patch = _patch_mask()
     pixels = upsample_mask(patch, (size, size))
     for i in range(num):
@@ -83,17 +82,12 @@ def _toy_set(num=2, size=64):
         samples.append(Sample(image, i + 1, f"toy{i}"))
         f, _ = planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)
         feats.append(f)
-        images.append({"id": i + 1, "file_name": f"{i}.png", "height": size, "width": size})
-        ys, xs = np.nonzero(pixels)
-        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 5, "iscrowd": 0,
-                     "segmentation": encode_mask(pixels), "area": float(pixels.sum()),
-                     "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]})
-    gt = {"images": images, "annotations": anns, "categories": [{"id": 5, "name": "square"}]}
+    gt = coco_gt({i + 1: [(pixels, 5)] for i in range(num)}, categories={5: "square"})
     return torch.stack(feats), samples, gt
 
 
-def test_maskcut_ap_finds_planted_objects_with_and_without_crf():
-    feats, samples, gt = _toy_set()
+def test_maskcut_ap_finds_planted_objects_with_and_without_crf(coco_gt):
+    feats, samples, gt = _toy_set(coco_gt)
     res = mc.maskcut_ap(feats, GRID, samples, gt, crf=True, crf_size=64, solver="dense")
     assert set(res.ap) == {"no_crf", "crf"}
     assert set(res.ap["no_crf"]) == set(mc.METRIC_COLUMNS)
@@ -107,8 +101,8 @@ def test_maskcut_ap_finds_planted_objects_with_and_without_crf():
     assert set(without.ap) == {"no_crf"} and "crf" not in without.seconds
 
 
-def test_maskcut_ap_scores_zero_for_masks_on_the_background():
-    feats, samples, gt = _toy_set()
+def test_maskcut_ap_scores_zero_for_masks_on_the_background(coco_gt):
+    feats, samples, gt = _toy_set(coco_gt)
     off = ((5, 8, 5, 8),)  # plant the "object" elsewhere: MaskCut finds the wrong square
     feats = torch.stack([planted_patch_features(GRID, 32, off, 0.3, seed=i)[0] for i in range(2)])
     res = mc.maskcut_ap(feats, GRID, samples, gt, solver="dense")
@@ -148,8 +142,8 @@ def test_embedded_coco_and_gt_masks(tmp_path):
     assert masks and all(m.shape == samples[0].image.shape[:2] and m.dtype == bool for m in masks)
 
 
-def test_figures_have_one_panel_per_step():
-    feats, samples, gt = _toy_set(num=2)
+def test_figures_have_one_panel_per_step(coco_gt):
+    feats, samples, gt = _toy_set(coco_gt, num=2)
     result = maskcut(feats[0], GRID, 3, solver="dense")
     image = samples[0].image
     truth = [upsample_mask(_patch_mask(), image.shape[:2])]

@@ -9,7 +9,7 @@
 * Transforms of the paper's recipe: :func:`train_transform`, :func:`eval_transform`.
 """
 
-from ._io import DatasetFormatError, DatasetNotFoundError
+from ._errors import DatasetFormatError, DatasetNotFoundError
 from .classification import CIFAR10, CIFAR100, Flowers102, ImageFolderDataset, OxfordPets
 from .export import export_coco, export_voc
 from .factory import DATASETS, build_dataset, download

@@ -28,7 +28,7 @@ import scipy.io
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ._io import DatasetFormatError, DatasetNotFoundError, find_root, require
+from ._errors import DatasetFormatError, DatasetNotFoundError, find_root, require
 
 __all__ = ["ImageFolderDataset", "CIFAR10", "CIFAR100", "OxfordPets", "Flowers102",
            "IMAGE_EXTENSIONS"]

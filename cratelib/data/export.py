@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ._io import atomic_write
+from cratelib.io import atomic_write
+
 from .synthetic import SyntheticData
 
 __all__ = ["export_coco", "export_voc", "voc_palette", "save_image", "save_label_png"]

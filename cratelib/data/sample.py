@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ._io import DatasetFormatError, atomic_write
+from cratelib.io import atomic_write
+
+from ._errors import DatasetFormatError
 from .export import export_coco, export_voc
 from .segmentation import VOCSegmentation
 from .synthetic import (SyntheticConfig, SyntheticData, default_cache_dir,

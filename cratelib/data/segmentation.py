@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ._io import DatasetFormatError, find_root, require
+from ._errors import DatasetFormatError, find_root, require
 
 __all__ = ["VOCSegmentation", "COCODetection", "VOC_CLASSES", "VOC_IGNORE_INDEX"]
 

@@ -33,7 +33,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -45,7 +44,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ._io import atomic_write
+from cratelib.io import atomic_write, cache_home
+
 from . import scenes
 from .shapes import CLASS_NAMES, SHAPES, Shape, rasterize, shape_extent
 from .textures import background, fill, object_colour
@@ -414,8 +414,9 @@ def generate(config: SyntheticConfig, epoch: int | None = None) -> SyntheticData
 
 
 def default_cache_dir() -> Path:
-    """``$CRATELIB_CACHE/synthetic``; ``~/.cache/cratelib/synthetic`` if the variable is unset."""
-    return Path(os.environ.get("CRATELIB_CACHE", "~/.cache/cratelib")).expanduser() / "synthetic"
+    """``$CRATELIB_CACHE/synthetic``; ``~/.cache/cratelib/synthetic`` if the variable is unset
+    (:func:`cratelib.io.cache_home`)."""
+    return cache_home("synthetic")
 
 
 _ARRAYS = ("images", "labels", "semantic", "instance_map", "distractor_map")

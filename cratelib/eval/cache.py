@@ -1,50 +1,20 @@
-"""Atomic writes and a content-keyed cache for extracted features.
+"""A content-keyed cache for extracted features.
 
-Every file is written to a temporary file in the target directory and moved
-into place with ``os.replace``, so a crashed or concurrent run never leaves a
-half-written file behind.  Cache entries are keyed by a hash of everything
-that determines them (model weights, data, settings).
+Cache entries are keyed by a hash of everything that determines them (model
+weights, data, settings) and written atomically (:mod:`cratelib.io`), so a
+crashed or concurrent run never leaves a half-written entry behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return _atomic_write(path, lambda f: f.write(text), "w")
-
-
-def atomic_write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
-
-
-def atomic_torch_save(path: Path, obj: Any) -> Path:
-    """``torch.save`` to ``path`` atomically."""
-    return _atomic_write(path, lambda f: torch.save(obj, f), "wb")
+from cratelib.io import atomic_torch_save
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 
 from cratelib.eval import plots
 from cratelib.eval.attention import dino_display
-from cratelib.eval.cache import atomic_write_json, cache_key, cached
+from cratelib.eval.cache import cache_key, cached
 from cratelib.eval.coco_eval import write_detections
 from cratelib.eval.extract import Extracted, extract, load_model
 from cratelib.eval.maskcut import upsample_mask
@@ -41,6 +40,7 @@ from cratelib.eval.maskcut_eval import evaluate_maskcut, run_maskcut
 from cratelib.eval.pca import pca_foreground, pca_grey_rgb
 from cratelib.eval.segmentation import coarse_segmentation
 from cratelib.eval.sources import Sample, coco_samples, embedded_root, folder_samples, voc_samples
+from cratelib.io import atomic_write, atomic_write_json, cache_home
 
 TASKS = ("attention", "pca", "coarse-seg", "maskcut")
 DATA = ("embedded", "voc", "coco", "folder")
@@ -52,10 +52,6 @@ CACHE_VERSION = 1  # bump when extraction changes, so that old cache entries are
 
 class UsageError(ValueError):
     """Arguments that do not fit together, or a model/data set that cannot be found."""
-
-
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("CRATELIB_CACHE", "~/.cache/cratelib")).expanduser() / "eval"
 
 
 def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -90,7 +86,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    help="normalized-cut eigensolver (auto: torch on CUDA, else sparse)")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                    help="also score CRF-refined MaskCut masks (Table 1 is without)")
-    p.add_argument("--cache-dir", type=Path, default=_default_cache_dir())
+    p.add_argument("--cache-dir", type=Path, default=cache_home("eval"))
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     p.set_defaults(func=run_evaluate)
     return p
@@ -133,10 +129,8 @@ def _extract_cached(args, model, model_id, samples, layers, img_size, what) -> t
 
 
 def _save(fig, path: Path) -> str:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
-    os.replace(tmp, path)
     return path.name
 
 

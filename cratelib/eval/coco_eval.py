@@ -21,8 +21,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from cratelib.eval.cache import atomic_write_text
 from cratelib.eval.maskcut import mask_to_box
+from cratelib.io import atomic_write_text
 
 IOU_TYPES = ("bbox", "segm")
 METRICS = ("AP", "AP50", "AP75")

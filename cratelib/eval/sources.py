@@ -23,7 +23,7 @@ from PIL import Image
 from cratelib.data import COCODetection, SyntheticConfig, VOCSegmentation, export_coco, export_voc
 from cratelib.data import load_or_generate, sample_dir
 from cratelib.data.sample import SAMPLE_CONFIGS
-from cratelib.eval.cache import atomic_write_text
+from cratelib.io import atomic_write_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 EMBEDDED_SAMPLE = "shapes224"

@@ -19,7 +19,6 @@ arranges them for the chapter:
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from cratelib.data import default_cache_dir
 from cratelib.eval.coco_eval import class_agnostic_coco
 from cratelib.eval.extract import extract, to_model_input
 from cratelib.eval.maskcut import MaskCutResult, num_corners, upsample_mask
@@ -40,6 +38,7 @@ from cratelib.eval.plots import overlay_masks
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
 from cratelib.eval.sources import Sample, coco_samples, embedded_root
 from cratelib.figures.style import contour, no_ticks, single_thread, styled
+from cratelib.io import cache_home
 
 __all__ = [
     "embedded_coco",
@@ -63,11 +62,6 @@ __all__ = [
 METRIC_COLUMNS = ("det AP50", "det AP75", "det AP", "seg AP50", "seg AP75", "seg AP")
 
 
-def _default_cache() -> Path:
-    # the folder the `python -m cratelib evaluate` command exports the embedded data to
-    return Path(os.environ.get("CRATELIB_CACHE", default_cache_dir().parent)).expanduser() / "eval" / "data"
-
-
 def embedded_coco(num_images: int, cache_dir: str | Path | None = None) -> tuple[list[Sample], Path]:
     """The embedded data in COCO format: ``num_images`` samples and the instances JSON.
 
@@ -75,7 +69,7 @@ def embedded_coco(num_images: int, cache_dir: str | Path | None = None) -> tuple
     (:func:`cratelib.eval.sources.embedded_root`), exported once into ``cache_dir`` (default: the
     evaluation command's cache). Up to 8: the shipped 224 px sample.
     """
-    root = embedded_root(num_images, cache_dir or _default_cache())
+    root = embedded_root(num_images, cache_dir or cache_home("eval", "data"))
     return coco_samples(root, "val2017", num_images)
 
 

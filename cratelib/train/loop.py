@@ -26,11 +26,12 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from cratelib.checkpoint import atomic_save, load_checkpoint, load_official_checkpoint
+from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
 from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_dataset, eval_transform,
                            train_transform)
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic import load_or_generate
+from cratelib.io import atomic_write_text
 from cratelib.models import CRATE, create_model
 from cratelib.train.config import TrainConfig
 
@@ -192,8 +193,7 @@ def _log(path: Path, record: dict) -> None:
 
 
 def _snapshot(model: CRATE, run_dir: Path, epoch: int, name: str | None = None) -> None:
-    atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), "epoch": epoch},
-                run_dir / (name or f"epoch_{epoch}.pt"))
+    save_checkpoint(run_dir / (name or f"epoch_{epoch}.pt"), model, epoch=epoch)
 
 
 def train(config: TrainConfig, resume: bool = False,
@@ -242,7 +242,7 @@ def train(config: TrainConfig, resume: bool = False,
         start_epoch, history, train_time = ckpt["epoch"], ckpt["history"], ckpt["train_time_s"]
     else:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     step_model = torch.compile(model) if config.compile else model
     if start_epoch == 0 and 0 in config.snapshot_epochs:
         _snapshot(model, run_dir, 0)  # the initialisation, for the training-epochs study (Fig. 10)
@@ -304,9 +304,8 @@ def train(config: TrainConfig, resume: bool = False,
         target = config.snapshot_at_val_acc
         if target is not None and record["val_acc"] >= target and not any(h["val_acc"] >= target for h in history[:-1]):
             _snapshot(model, run_dir, epoch + 1, name=f"val_acc_{target:g}.pt")
-        atomic_save({"model": model.state_dict(), "config": model.config.to_dict(), "optimizer": opt.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch + 1, "history": history,
-                     "train_time_s": train_time, "train_config": config.to_dict()}, last)
+        save_checkpoint(last, model, optimizer=opt.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
+                        history=history, train_time_s=train_time, train_config=config.to_dict())
         if on_epoch_end is not None and on_epoch_end(record):
             break
     return TrainResult(model=model, run_dir=run_dir, history=history, train_time_s=train_time)

@@ -1,8 +1,11 @@
 """The checkpoint zoo shipped in ``data/checkpoints`` for the CPU build of the book.
 
 Every ``zoo-<name>.yaml`` preset is one model trained by :func:`cratelib.train.train` on the
-embedded data: CRATE, the ViT baseline of the same size, the ablations (CRATE-MLP, CRATE-MHSA,
-CRATE-sth), with epoch snapshots of the CRATE run (Fig. 10). For each, ``data/checkpoints`` holds
+embedded data: CRATE, the ViT baseline, the ablations (CRATE-MLP, CRATE-MHSA, CRATE-sth), with
+epoch snapshots of the CRATE run (Fig. 10). All share the recipe and the size (96 wide, 4 heads,
+6 layers, at 64 px): CRATE and the ViT are compared at equal width on purpose, so that only the
+blocks differ, not at the official tables' sizes (where CRATE-S is 576 wide and ViT-S 384).
+For each, ``data/checkpoints`` holds
 
 * ``<name>.pt`` - a model-only checkpoint (float16 weights, config) for :func:`load_zoo_model`;
 * ``<name>.json`` - its record: the training config, the exact command that made it, the
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from cratelib.checkpoint import atomic_save, load_checkpoint
+from cratelib.checkpoint import load_checkpoint
+from cratelib.io import atomic_torch_save, atomic_write_json
 from cratelib.models import CRATE
 from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
 from cratelib.train.loop import data_source, evaluate, train
@@ -54,12 +58,12 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
     run = config.run_dir
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     name = config.name
-    atomic_save({"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"]},
-                out_dir / f"{name}.pt")
+    atomic_torch_save(out_dir / f"{name}.pt",
+                      {"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"]})
     for snap in sorted(run.glob("epoch_*.pt")):
         s = torch.load(snap, map_location="cpu", weights_only=True)
-        atomic_save({"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]},
-                    out_dir / f"{name}_epoch{s['epoch']}.pt")
+        atomic_torch_save(out_dir / f"{name}_epoch{s['epoch']}.pt",
+                          {"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]})
     model = load_checkpoint(out_dir / f"{name}.pt")
     record = {
         "name": name,
@@ -74,9 +78,7 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
                      "acc": held_out_accuracy(model.float(), config)},
         "machine": {"torch": torch.__version__, "platform": platform.platform(), "device": config.device},
     }
-    tmp = out_dir / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(out_dir / f"{name}.json")
+    atomic_write_json(out_dir / f"{name}.json", record, indent=1, sort_keys=False)
     return record
 
 

@@ -1,14 +1,10 @@
-"""Small file helpers shared by the data modules: atomic writes and clear data set errors."""
+"""Data set errors that say what was expected where and how to obtain it, and the lookups that raise them."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
-__all__ = ["DatasetNotFoundError", "DatasetFormatError", "atomic_write", "require", "find_root"]
+__all__ = ["DatasetNotFoundError", "DatasetFormatError", "require", "find_root"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -56,26 +52,3 @@ def find_root(root: str | Path, subdirs: tuple[str, ...], marker: str, what: str
             return c
     tried = ", ".join(str(c / marker) for c in candidates)
     raise DatasetNotFoundError(f"Expected {what}: none of {tried} exists. {how}")
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file so that readers see either the old file or the complete new one.
-
-    ``write`` receives a binary file object of a temporary file in the same directory; the file is
-    then renamed over ``path`` with :func:`os.replace`. On any error the temporary file is removed.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual permissions of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
