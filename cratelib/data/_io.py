@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -63,19 +66,47 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
 
     ``write`` receives a binary file object of a temporary file in the same directory; the file is
     then renamed over ``path`` with :func:`os.replace`. On any error the temporary file is removed.
+    A writer killed outright (SIGKILL, out of memory) cannot remove it: its temporary file,
+    ``.<name>.<host>.<pid>.<random>.tmp``, is removed by the next write of the same file once
+    that process is gone, so a crash leaves neither a half-written file nor a lasting temporary one.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual permissions of a new file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete the temporary files of ``path`` left by writers on this host that no longer run."""
+    prefix = f".{path.name}.{_HOST}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

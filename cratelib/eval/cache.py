@@ -1,8 +1,8 @@
 """Atomic writes and a content-keyed cache for extracted features.
 
 Every file is written to a temporary file in the target directory and moved
-into place with ``os.replace``, so a crashed or concurrent run never leaves a
-half-written file behind.  Cache entries are keyed by a hash of everything
+into place with ``os.replace`` (:func:`cratelib.data._io.atomic_write`), so a
+crashed or concurrent run never leaves a half-written file behind.  Cache entries are keyed by a hash of everything
 that determines them (model weights, data, settings).
 """
 
@@ -10,31 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from cratelib.data._io import atomic_write
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    return _atomic_write(path, lambda f: f.write(text), "w")
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def atomic_write_json(path: Path, obj: Any) -> Path:
@@ -44,7 +30,7 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 
 def atomic_torch_save(path: Path, obj: Any) -> Path:
     """``torch.save`` to ``path`` atomically."""
-    return _atomic_write(path, lambda f: torch.save(obj, f), "wb")
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
