@@ -332,7 +332,7 @@ def report(device: torch.device, sizes: Sizes, reduced: bool, throughput: list[d
               f"n = 3 cuts, solver {mc['solver']}, {mc['images']} image(s))", "",
               f"features {mc['features_s']:.2f} s + cuts {mc['cuts_s']:.2f} s = "
               f"**{mc['features_s'] + mc['cuts_s']:.2f} s without CRF**, + CRF {mc['crf_s']:.2f} s "
-              f"({mc['masks']} masks) = **{mc['features_s'] + mc['cuts_s'] + mc['crf_s']:.2f} s with CRF**.", "",
+              f"({mc['masks']} mask{'' if mc['masks'] == 1 else 's'}) = **{mc['features_s'] + mc['cuts_s'] + mc['crf_s']:.2f} s with CRF**.", "",
               "## 4. Chapters at GPU scale (CRATE_BOOK_SCALE=gpu)", "",
               "| chapter | status | seconds | slowest cells | skipped (gpu-long) |", "|---|---|---|---|---|"]
     for c in chapters:

@@ -11,7 +11,10 @@ config means the same optimisation whatever the number of processes: global batc
 step = ``batch_size`` x ``accum_steps`` = (``batch_size`` / W) per process x W processes x
 ``accum_steps``. Every process draws the same seeded permutation of the data each epoch and takes
 its :class:`Shard` of each global batch: the W processes together see exactly the images one
-process would see, batch by batch.
+process would see, batch by batch. (torch's ``DistributedSampler`` is not used: it draws its own
+permutation and interleaves and pads it, so one process and W processes would train on different
+batches.) The loss of each share is weighted by its size, so that DDP's average of the processes'
+gradients is the gradient of the global batch even when the last batch does not split evenly.
 """
 from __future__ import annotations
 
