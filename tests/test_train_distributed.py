@@ -254,3 +254,23 @@ def test_readme_torchrun_command_equals_one_process(tmp_path):
     for k, v in one.model.state_dict().items():
         torch.testing.assert_close(two["model"][k], v, rtol=1e-5, atol=1e-5)
     assert [h["val_acc"] for h in two["history"]] == pytest.approx([h["val_acc"] for h in one.history], abs=0.011)
+
+
+def test_real_data_sets_are_sharded_like_the_synthetic_one():
+    """The DataLoader path: one process gets DataLoader's own shuffled batches (same generator draws);
+    two processes split each of those batches between them."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from cratelib.train.loop import _LoaderSource
+
+    ds = TensorDataset(torch.zeros(103, 1), torch.arange(103))
+    config = load_config({"num_workers": 0})
+
+    def labels(source):
+        return [y.tolist() for _, y in source.batches(16, torch.device("cpu"), torch.Generator().manual_seed(5), True)]
+
+    plain = [y.tolist() for _, y in DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(5))]
+    assert labels(_LoaderSource(ds, config)) == plain
+    parts = [labels(_LoaderSource(ds, config, Shard(r, 2))) for r in range(2)]
+    assert [a + b for a, b in zip(*parts)] == plain
+    assert [len(b) for b in parts[1]] == [8] * 6 + [3]
