@@ -15,12 +15,18 @@ def _info(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from cratelib.train import load_config, train
+    from cratelib.train.distributed import LaunchError, is_main_process
 
     config = load_config(args.config, args.set)
-    result = train(config, resume=args.resume)
+    try:
+        result = train(config, resume=args.resume)
+    except LaunchError as err:
+        print(f"cratelib {args.command}: {err}", file=sys.stderr)
+        return 2
     final = result.history[-1] if result.history else {}
-    print(f"run {result.run_dir}: {len(result.history)} epochs, {result.train_time_s:.0f} s, "
-          f"val_acc={final.get('val_acc', float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
+    if is_main_process():
+        print(f"run {result.run_dir}: {len(result.history)} epochs, {result.train_time_s:.0f} s, "
+              f"val_acc={final.get('val_acc', float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
     return 0
 
 

@@ -4,15 +4,20 @@ Every file cratelib writes (checkpoints, records, caches, exported data sets, fi
 through :func:`atomic_write`: the bytes are written to a temporary file in the target folder,
 flushed to disk, given the mode :data:`FILE_MODE` and renamed over the target with
 :func:`os.replace`. A reader therefore sees the old file or the complete new one, never half a
-file, and a write that fails leaves nothing behind.
+file, and a write that fails leaves nothing behind. A writer killed outright (SIGKILL, out of
+memory) cannot clean up: its temporary file ``.<name>.<host>.<pid>.<random>.tmp`` is removed by
+the next write of the same file once that process is gone.
 
 Everything that can be recomputed (generated data, exported data sets, extracted features) lives
 below one folder, :func:`cache_home`: ``$CRATELIB_CACHE`` if set, else ``~/.cache/cratelib``.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,14 +37,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     ``write`` receives a binary file object of a temporary file in ``path``'s folder (created if
     missing); the file is then flushed to disk (``fsync``), given the mode :data:`FILE_MODE` and
     renamed over ``path`` with :func:`os.replace`. On any error, including one raised by ``write``,
-    the temporary file is removed and the error propagates; ``path`` is left as it was.
+    the temporary file is removed and the error propagates; ``path`` is left as it was. Temporary
+    files of ``path`` left by killed writers on this host are removed first.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -51,6 +58,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete the temporary files of ``path`` left by writers on this host that no longer run."""
+    prefix = f".{path.name}.{_HOST}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -8,6 +8,11 @@ Presets (``cratelib/configs/<name>.yaml``):
 * ``cpu-demo`` - a small CRATE on the embedded data, a few minutes on two CPU cores;
 * ``zoo-*``    - the recipes of the checkpoints shipped in ``data/checkpoints``;
 * ``finetune`` - Table 3's fine-tuning recipe (AdamW, lr 5e-5, wd 0.01, batch 256).
+
+Batch sizes are global: ``batch_size`` images go through one forward pass summed over all the
+processes of a ``torchrun`` launch (each of W processes takes ``batch_size / W``), and the
+optimizer steps every ``accum_steps`` passes, so the global batch is ``batch_size * accum_steps``
+whatever the number of GPUs, and a config means the same optimisation on 1 or 8 of them.
 """
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ class TrainConfig:
     optimizer: Literal["lion", "adamw"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.05
-    batch_size: int = 128  # effective batch = batch_size * accum_steps
+    batch_size: int = 128  # one forward pass over all processes; global batch = batch_size * accum_steps
     accum_steps: int = 1
     epochs: int = 10
     warmup_epochs: float = 1.0

@@ -5,9 +5,15 @@ Supervised classification with the cross-entropy of eq. (9). Per run directory
 line per epoch), ``last.pt`` (written atomically after every epoch: model, optimizer, scaler,
 epoch, history) and ``epoch_<e>.pt`` snapshots. ``resume=True`` continues exactly where the last
 epoch ended: data order, augmentation and dropout are drawn from generators seeded by
-``(seed, epoch)``, so an interrupted and resumed run ends with the same weights as one that was not.
+``(seed, epoch)``, so an interrupted and resumed run ends with the same weights as one that was not,
+also when it was killed mid-epoch or mid-write (the log keeps only the checkpointed epochs).
 ``snapshot_at_val_acc=a`` also writes ``val_acc_<a>.pt`` after the first epoch whose validation
 accuracy reaches ``a`` (the equal-accuracy comparison of the emergence study).
+
+Launched by ``torchrun --nproc_per_node=W -m cratelib train ...``, the same function trains with
+DistributedDataParallel: each process takes its share of every global batch
+(:mod:`cratelib.train.distributed`), metrics are summed over the processes, and rank 0 alone
+writes the run directory.
 """
 from __future__ import annotations
 
@@ -15,15 +21,18 @@ import json
 import math
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
@@ -31,9 +40,11 @@ from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_d
                            train_transform)
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic import load_or_generate
-from cratelib.io import atomic_write_text
+from cratelib.io import atomic_write, atomic_write_text
 from cratelib.models import CRATE, create_model
 from cratelib.train.config import TrainConfig
+from cratelib.train.distributed import (Launch, Shard, check_batch, check_tail, detect_launch,
+                                        init_process_group, sum_over_processes)
 
 __all__ = ["train", "evaluate", "cosine_lr", "TrainResult", "TrainingDiverged", "build_model", "data_source"]
 
@@ -80,10 +91,12 @@ def build_model(config: TrainConfig) -> CRATE:
 
 class _TensorSource:
     """An in-memory data set (the synthetic one) as uint8 tensors: batches are cut, flipped and
-    normalised on the device, with no per-image Python work."""
+    normalised on the device, with no per-image Python work. ``batches`` yields this process's
+    :class:`Shard` of each global batch of ``batch_size`` images."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, shard: Shard = Shard()) -> None:
         self.images, self.labels = images, labels  # (n, 3, H, W) uint8, (n,) int64
+        self.shard = shard
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
@@ -95,11 +108,11 @@ class _TensorSource:
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         flips = torch.rand(n, generator=generator) < 0.5 if augment else None
-        for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+        for part in self.shard.positions(n, batch_size):
+            idx = order[part]
             x = self.images[idx].float().div_(255)
             if flips is not None:
-                f = flips[i:i + batch_size]
+                f = flips[part]
                 x[f] = x[f].flip(-1)
             x = (x - self.mean) / self.std
             yield x.to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
@@ -109,11 +122,12 @@ class _FreshSource(_TensorSource):
     """Synthetic training images drawn anew for every epoch (``config.fresh_data``): image ``i`` of
     epoch ``e`` comes from ``(seed, e, i)`` (:func:`cratelib.data.synthetic.generate`), so a resumed
     run sees exactly the images the uninterrupted one saw. Call :meth:`set_epoch` before
-    :meth:`batches`."""
+    :meth:`batches`. Each epoch is cached on disk, so runs that share the data config (the models
+    and seeds of a study) generate it once."""
 
-    def __init__(self, config: SyntheticConfig, cache_dir: str | None) -> None:
+    def __init__(self, config: SyntheticConfig, cache_dir: str | None, shard: Shard = Shard()) -> None:
         super().__init__(torch.empty(0, 3, config.image_size, config.image_size, dtype=torch.uint8),
-                         torch.empty(0, dtype=torch.long))
+                         torch.empty(0, dtype=torch.long), shard)
         self.config, self.cache_dir, self.epoch = config, cache_dir, None
 
     def __len__(self) -> int:
@@ -121,39 +135,66 @@ class _FreshSource(_TensorSource):
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
-            data = load_or_generate(self.config, self.cache_dir, epoch=epoch)  # shared by runs
+            data = load_or_generate(self.config, self.cache_dir, epoch=epoch)
             self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
             self.labels = torch.from_numpy(data.labels).long()
             self.epoch = epoch
 
 
-def _source(config: TrainConfig, split: str, train: bool):
+def _source(config: TrainConfig, split: str, train: bool, shard: Shard = Shard()):
     """A :class:`_TensorSource` for the synthetic data (:class:`_FreshSource` for training with
     ``fresh_data``), a DataLoader-backed source otherwise."""
     if config.data == "synthetic":
         fields = dict(image_size=config.img_size, num_classes=config.num_classes, **config.data_args)
         if train and config.fresh_data:
-            return _FreshSource(synthetic_config(split, **fields), config.data_root)
+            return _FreshSource(synthetic_config(split, **fields), config.data_root, shard)
         ds = build_dataset("synthetic", root=config.data_root, split=split, **fields)
         images = torch.from_numpy(ds.data.images).permute(0, 3, 1, 2).contiguous()
-        return _TensorSource(images, torch.from_numpy(ds.data.labels).long())
+        return _TensorSource(images, torch.from_numpy(ds.data.labels).long(), shard)
     tf = (train_transform(config.img_size, crop=config.crop) if train else eval_transform(config.img_size))
-    return _LoaderSource(build_dataset(config.data, root=config.data_root, split=split, transform=tf), config)
+    return _LoaderSource(build_dataset(config.data, root=config.data_root, split=split, transform=tf), config, shard)
+
+
+class _ShardBatches(torch.utils.data.Sampler[list[int]]):
+    """Batch sampler: this process's share of each global batch of one epoch's order.
+
+    The order is ``torch.randperm(n, generator)`` (``arange(n)`` without a generator), drawn when
+    iteration starts, as DataLoader's own ``shuffle=True`` draws it; in one process the batches
+    are exactly DataLoader's ``batch_size``/``shuffle`` ones.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None, shard: Shard) -> None:
+        self.n, self.batch_size, self.generator, self.shard = n, batch_size, generator, shard
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        for part in self.shard.positions(self.n, self.batch_size):
+            yield order[part].tolist()
+
+
+def _reseed_worker(rank: int, worker_id: int) -> None:
+    """Different augmentation draws in the loader workers of different processes."""
+    torch.manual_seed(torch.initial_seed() + 1_000_003 * rank)
 
 
 class _LoaderSource:
-    """A real data set read through a DataLoader with a seeded sampler."""
+    """A real data set read through a DataLoader; the order is seeded by the epoch's generator."""
 
-    def __init__(self, dataset, config: TrainConfig) -> None:
-        self.dataset, self.num_workers = dataset, config.num_workers
+    def __init__(self, dataset, config: TrainConfig, shard: Shard = Shard()) -> None:
+        self.dataset, self.num_workers, self.shard = dataset, config.num_workers, shard
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def batches(self, batch_size: int, device: torch.device, generator: torch.Generator | None,
                 augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=batch_size, shuffle=generator is not None,
-                                             generator=generator, num_workers=self.num_workers,
+        sampler = _ShardBatches(len(self.dataset), batch_size, generator, self.shard)
+        init = partial(_reseed_worker, self.shard.rank) if self.shard.rank and self.num_workers else None
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, generator=generator,
+                                             num_workers=self.num_workers, worker_init_fn=init,
                                              pin_memory=device.type == "cuda")
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -166,7 +207,8 @@ def data_source(config: TrainConfig, split: str) -> _TensorSource | _LoaderSourc
 
 @torch.no_grad()
 def evaluate(model: nn.Module, source, device: torch.device | str = "cpu", batch_size: int = 256) -> dict:
-    """Mean cross-entropy and top-1 accuracy of ``model`` on every image of ``source``."""
+    """Mean cross-entropy and top-1 accuracy of ``model`` on every image of ``source`` (under
+    ``torchrun``, on the union of the processes' shards of it)."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -177,6 +219,7 @@ def evaluate(model: nn.Module, source, device: torch.device | str = "cpu", batch
         correct += (logits.argmax(-1) == y).sum().item()
         n += len(y)
     model.train(was_training)
+    loss_sum, correct, n = sum_over_processes([loss_sum, correct, n], device)  # a sharded source under torchrun
     return {"loss": loss_sum / n, "acc": correct / n}
 
 
@@ -192,6 +235,21 @@ def _log(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _truncate_log(path: Path, epochs: int) -> None:
+    """Keep the lines of ``path`` (``metrics.jsonl``) of the first ``epochs`` epochs: a run killed
+    later left lines of an epoch its checkpoint does not hold, perhaps a torn last line."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["epoch"] <= epochs:
+                keep.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write(path, lambda f: f.write("".join(keep).encode()))
+
+
 def _snapshot(model: CRATE, run_dir: Path, epoch: int, name: str | None = None) -> None:
     save_checkpoint(run_dir / (name or f"epoch_{epoch}.pt"), model, epoch=epoch)
 
@@ -200,31 +258,71 @@ def train(config: TrainConfig, resume: bool = False,
           on_epoch_end: Callable[[dict], bool | None] | None = None, progress: bool = True) -> TrainResult:
     """Train ``config``'s model; returns the model and its per-epoch history.
 
+    Under ``torchrun`` (the variables of :func:`~cratelib.train.distributed.detect_launch` are
+    set) every process runs this function: it joins the process group, trains its shard of every
+    global batch in :class:`~torch.nn.parallel.DistributedDataParallel`, and rank 0 alone writes
+    the run directory. ``config.batch_size`` stays the batch of one forward pass over all
+    processes, so the weights match those of one process with the same config (to float
+    rounding, with the synthetic data).
+
     Args:
         config: a validated :class:`TrainConfig` (see :func:`cratelib.train.load_config`).
-        resume: continue from ``run_dir/last.pt`` if it exists (the config must be the same).
-        on_epoch_end: called with each epoch's record; returning True stops the run (the
-            checkpoint of that epoch is already written, so ``resume=True`` continues it).
-        progress: show tqdm progress bars.
+        resume: continue from ``run_dir/last.pt`` if it exists (the config must be the same);
+            under ``torchrun`` every process restores it.
+        on_epoch_end: called with each epoch's record (in every process); returning True stops
+            the run (the checkpoint of that epoch is already written, so ``resume=True`` continues it).
+        progress: show tqdm progress bars (rank 0).
 
     Raises:
         TrainingDiverged: if the loss becomes NaN/inf (``last.pt`` still holds the last good epoch).
+        ValueError: a launch that cannot run the config (half-set launch variables, a batch the
+            processes cannot share), before any step.
     """
+    launch = detect_launch()
+    check_batch(config.batch_size, config.accum_steps, launch.world_size)
     device = _device(config.device)
+    if launch.distributed and device.type == "cuda":
+        device = torch.device("cuda", launch.local_rank)  # one GPU per process
+        torch.cuda.set_device(device)
+    owns_group = init_process_group(launch, device) if launch.distributed else False
+    try:
+        return _train(config, launch, device, resume, on_epoch_end, progress)
+    finally:
+        if owns_group:
+            dist.destroy_process_group()
+
+
+@contextmanager
+def _main_first(launch: Launch) -> Iterator[None]:
+    """Rank 0 runs the block first (it may generate and cache the data), then the other ranks."""
+    if launch.distributed and not launch.is_main:
+        dist.barrier()
+    yield
+    if launch.distributed and launch.is_main:
+        dist.barrier()
+
+
+def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bool,
+           on_epoch_end: Callable[[dict], bool | None] | None, progress: bool) -> TrainResult:
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if launch.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
-    train_src = _source(config, config.train_split, train=True)
-    val_src = _source(config, config.val_split, train=False) if config.val_split else None
+    with _main_first(launch):
+        train_src = _source(config, config.train_split, train=True, shard=launch.shard)
+        val_src = _source(config, config.val_split, train=False, shard=launch.shard) if config.val_split else None
+    n = len(train_src)
+    check_tail(n, config.batch_size, launch.world_size)
 
     import timm.optim
 
     opt = timm.optim.create_optimizer_v2(model, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
-    steps_per_epoch = math.ceil(len(train_src) / (config.batch_size * config.accum_steps))
+    num_batches = math.ceil(n / config.batch_size)  # global forward batches per epoch
+    steps_per_epoch = math.ceil(n / (config.batch_size * config.accum_steps))
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
 
@@ -240,40 +338,52 @@ def train(config: TrainConfig, resume: bool = False,
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         start_epoch, history, train_time = ckpt["epoch"], ckpt["history"], ckpt["train_time_s"]
-    else:
+        if launch.is_main:
+            _truncate_log(run_dir / "metrics.jsonl", start_epoch)
+    elif launch.is_main:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-    step_model = torch.compile(model) if config.compile else model
-    if start_epoch == 0 and 0 in config.snapshot_epochs:
+    if launch.is_main:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if launch.distributed else None
+    step_model = ddp if ddp is not None else model
+    step_model = torch.compile(step_model) if config.compile else step_model
+    if start_epoch == 0 and 0 in config.snapshot_epochs and launch.is_main:
         _snapshot(model, run_dir, 0)  # the initialisation, for the training-epochs study (Fig. 10)
     metrics = run_dir / "metrics.jsonl"
+    progress = progress and launch.is_main
 
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout of this epoch
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # order and flips
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        torch.manual_seed((config.seed * 100_003 + epoch) * launch.world_size + launch.rank)  # dropout
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # order and flips, same in every rank
         if hasattr(train_src, "set_epoch"):
             train_src.set_epoch(epoch)
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
         it = train_src.batches(config.batch_size, device, gen, augment=True)
-        bar = tqdm(total=len(train_src), desc=f"epoch {epoch + 1}/{config.epochs}", unit="img",
+        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{config.epochs}", unit="img",
                    disable=not progress, file=sys.stderr, leave=False)
         step = epoch * steps_per_epoch
         for i, (x, y) in enumerate(it):
-            with _autocast(config, device):
-                logits = step_model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i}; "
-                                       f"the last good checkpoint is {last if last.is_file() else 'none (first epoch)'}")
-            scaler.scale(loss / config.accum_steps).backward()
+            steps_now = (i + 1) % config.accum_steps == 0 or i + 1 == num_batches
+            in_batch = min(config.batch_size, n - i * config.batch_size)  # images of this global batch
+            share = len(y) * launch.world_size / in_batch  # 1.0 unless the ranks' parts differ in size
+            with ddp.no_sync() if ddp is not None and not steps_now else nullcontext():
+                with _autocast(config, device):
+                    logits = step_model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                if not torch.isfinite(loss):
+                    bar.close()
+                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i}; "
+                                           f"the last good checkpoint is {last if last.is_file() else 'none (first epoch)'}")
+                # DDP averages the ranks' gradients: weighting by the share makes it the global batch mean
+                scaler.scale(loss * share / config.accum_steps).backward()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(-1) == y).sum().item()
             seen += len(y)
-            bar.update(len(y))
-            if (i + 1) % config.accum_steps == 0 or seen == len(train_src):
+            bar.update(len(y) * launch.world_size)
+            if steps_now:
                 lr = cosine_lr(step, total_steps, warmup_steps, config.lr, config.min_lr)
                 for group in opt.param_groups:
                     group["lr"] = lr
@@ -284,28 +394,34 @@ def train(config: TrainConfig, resume: bool = False,
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 if step % config.log_every == 0:
-                    _log(metrics, {"step": step, "epoch": epoch + 1, "loss": loss.item(), "lr": lr})
+                    value = (sum_over_processes([loss.item() * len(y)], device)[0] / in_batch
+                             if launch.distributed else loss.item())
+                    if launch.is_main:
+                        _log(metrics, {"step": step, "epoch": epoch + 1, "loss": value, "lr": lr})
                 step += 1
         bar.close()
         train_time += time.perf_counter() - t0
+        if launch.distributed:
+            loss_sum, correct, seen = sum_over_processes([loss_sum, correct, seen], device)
         record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "time_s": round(train_time, 2)}
         if val_src is not None:
             val = evaluate(model, val_src, device)
             record |= {"val_loss": val["loss"], "val_acc": val["acc"]}
         history.append(record)
-        _log(metrics, record)
-        if progress:
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
-                  file=sys.stderr)
-        # Snapshots before last.pt: a run stopped in between redoes this epoch and rewrites them.
-        if epoch + 1 in config.snapshot_epochs:
-            _snapshot(model, run_dir, epoch + 1)
-        target = config.snapshot_at_val_acc
-        if target is not None and record["val_acc"] >= target and not any(h["val_acc"] >= target for h in history[:-1]):
-            _snapshot(model, run_dir, epoch + 1, name=f"val_acc_{target:g}.pt")
-        save_checkpoint(last, model, optimizer=opt.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
-                        history=history, train_time_s=train_time, train_config=config.to_dict())
+        if launch.is_main:
+            _log(metrics, record)
+            if progress:
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+                      file=sys.stderr)
+            # Snapshots before last.pt: a run stopped in between redoes this epoch and rewrites them.
+            if epoch + 1 in config.snapshot_epochs:
+                _snapshot(model, run_dir, epoch + 1)
+            target = config.snapshot_at_val_acc
+            if target is not None and record["val_acc"] >= target and all(h["val_acc"] < target for h in history[:-1]):
+                _snapshot(model, run_dir, epoch + 1, name=f"val_acc_{target:g}.pt")
+            save_checkpoint(last, model, optimizer=opt.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
+                            history=history, train_time_s=train_time, train_config=config.to_dict())
         if on_epoch_end is not None and on_epoch_end(record):
             break
     return TrainResult(model=model, run_dir=run_dir, history=history, train_time_s=train_time)

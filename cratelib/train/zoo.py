@@ -27,6 +27,7 @@ from cratelib.checkpoint import load_checkpoint
 from cratelib.io import atomic_torch_save, atomic_write_json
 from cratelib.models import CRATE
 from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
+from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import data_source, evaluate, train
 
 __all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "train_zoo", "export_run", "load_zoo_model", "zoo_record"]
@@ -84,13 +85,16 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
 
 def train_zoo(names: list[str] | None = None, out_dir: str | Path = ZOO_DIR, runs_dir: str = "runs/zoo",
               overrides: list[str] | None = None) -> list[dict]:
-    """Train (resuming where a previous session stopped) and export every zoo model."""
+    """Train (resuming where a previous session stopped) and export every zoo model (under
+    ``torchrun`` every process trains, rank 0 exports and returns the records)."""
     records = []
     for name in names or zoo_names():
         if name not in zoo_names():
             raise ValueError(f"unknown zoo model {name!r}; known: {zoo_names()}")
         config = load_config(f"zoo-{name}", [f"out_dir={runs_dir}", *(overrides or [])])
         train(config, resume=True)
+        if not is_main_process():  # under torchrun, rank 0 exports
+            continue
         records.append(export_run(config, out_dir))
         print(f"{name}: held-out accuracy {records[-1]['held_out']['acc']:.4f}, "
               f"{records[-1]['train_time_s']:.0f} s")
