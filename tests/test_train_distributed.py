@@ -274,3 +274,14 @@ def test_real_data_sets_are_sharded_like_the_synthetic_one():
     parts = [labels(_LoaderSource(ds, config, Shard(r, 2))) for r in range(2)]
     assert [a + b for a, b in zip(*parts)] == plain
     assert [len(b) for b in parts[1]] == [8] * 6 + [3]
+
+
+def test_fresh_epochs_under_two_processes_equal_one(tmp_path):
+    """Fresh synthetic images per epoch (the emergence study's recipe) shard like any source."""
+    fresh = {"data_args": {"num_images": 64, "version": 4}, "fresh_data": True, "epochs": 2,
+             "accum_steps": 1, "data_root": str(tmp_path / "cache")}
+    one, two = tiny(tmp_path / "one", **fresh), tiny(tmp_path / "two", **fresh)
+    assert launch(1, one) is None and launch(2, two) is None
+    w1, w2 = weights(one), weights(two)
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=1e-5, atol=1e-5)
