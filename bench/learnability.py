@@ -6,12 +6,16 @@ CNN's held-out accuracy, one JSON line per run (append them to a file to build t
 
     python bench/learnability.py --set version=4 --minutes 10
     python bench/learnability.py --set version=4 --set fill=texture --set texture_correlation=0.8
+
+``--record data/study/frontier.jsonl`` also appends the JSON line to that file (the frontier of
+cue AUC against learnability that the book reads).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +25,7 @@ from torch import nn
 
 from cratelib.data import SyntheticConfig, load_or_generate
 from cratelib.data.audit import audit
+from cratelib.io import atomic_write_text
 
 
 def small_cnn(num_classes: int) -> nn.Module:
@@ -57,6 +62,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--patch", type=int, default=8, help="patch grid of the cue audit")
+    parser.add_argument("--record", help="append the result line to this JSON-lines file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -86,10 +92,15 @@ def main() -> None:
                 break
         curve.append((step, round(accuracy(model, xv, yv), 4), round(time.process_time() - start)))
         print(f"step {step}: held-out {curve[-1][1]:.3f} ({curve[-1][2]} CPU s)", flush=True)
-    print(json.dumps({"data": json.loads(train.config.to_json()) | {"num_images": args.train_images},
-                      "cnn_held_out": curve[-1][1], "steps": step, "batch": args.batch_size,
-                      "cpu_seconds": curve[-1][2], "curve": curve,
-                      "cues": {k: round(v["mean"], 3) for k, v in cues.items()}}))
+    line = json.dumps({"data": json.loads(train.config.to_json()) | {"num_images": args.train_images},
+                       "cnn_held_out": curve[-1][1], "steps": step, "batch": args.batch_size,
+                       "cpu_seconds": curve[-1][2], "curve": curve,
+                       "cues": {k: round(v["mean"], 3) for k, v in cues.items()}})
+    print(line)
+    if args.record:
+        path = Path(args.record)
+        old = path.read_text() if path.is_file() else ""
+        atomic_write_text(path, old + line + "\n")
 
 
 if __name__ == "__main__":
