@@ -113,6 +113,12 @@ def _load_data(args: argparse.Namespace) -> tuple[list[Sample], Path | None]:
     return folder_samples(args.root, n), None
 
 
+def _progress_bars() -> bool:
+    """Progress bars on a terminal only: in a notebook kernel tqdm.auto draws ipywidgets, which the
+    static book cannot show (a blank output with no text in its place)."""
+    return sys.stderr.isatty()
+
+
 def _data_digest(samples: list[Sample]) -> str:
     digest = hashlib.sha256()
     for s in samples:
@@ -123,7 +129,8 @@ def _data_digest(samples: list[Sample]) -> str:
 def _extract_cached(args, model, model_id, samples, layers, img_size, what) -> tuple[Extracted, bool]:
     def compute() -> Extracted:
         return extract(model, [s.image for s in samples], layers, img_size, what=what,
-                       batch_size=args.batch_size, device=args.device, scale=args.scale, progress=True)
+                       batch_size=args.batch_size, device=args.device, scale=args.scale,
+                       progress=_progress_bars())
 
     if args.no_cache:
         return compute(), False
@@ -177,7 +184,7 @@ def _coarse_seg(args, samples, ex: Extracted, out: Path) -> dict:
 
 def _maskcut(args, samples, ex: Extracted, layer: int, gt: Path | None, out: Path) -> dict:
     run = run_maskcut(ex.features[layer], ex.grid, samples, tau=args.tau, solver=args.solver,
-                      crf=args.crf, device=args.device, progress=True)
+                      crf=args.crf, device=args.device, progress=_progress_bars())
     result: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
     if run.detections_crf is not None:
         result["detections_crf"] = write_detections(run.detections_crf, out / "detections_crf.json").name
