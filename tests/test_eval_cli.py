@@ -68,6 +68,28 @@ def test_progress_bars_only_on_a_terminal(run, capsys, monkeypatch):
     assert "maskcut: 100%" in sys.stderr.getvalue() and "forward: 100%" in sys.stderr.getvalue()
 
 
+def test_the_callers_matplotlib_backend_is_kept(run, monkeypatch):
+    """A script gets its backend back; a Jupyter kernel's is never switched (switching drops
+    IPython's figure formatter and the notebook's later figures become text)."""
+    import types
+
+    import matplotlib
+
+    go, _ = run
+    use, before, switched = matplotlib.use, matplotlib.get_backend(), []
+    monkeypatch.setattr(matplotlib, "use", lambda name, *a, **k: (switched.append(name), use(name, *a, **k)))
+    use("svg")
+    try:
+        assert go("coarse-seg", "--img-size", "32") == 0
+        assert switched == ["Agg", "svg"] and matplotlib.get_backend() == "svg"
+        switched.clear()
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+        assert go("coarse-seg", "--img-size", "32") == 0
+        assert switched == [] and matplotlib.get_backend() == "svg"
+    finally:
+        use(before)
+
+
 def test_attention_and_pca_figures(run):
     go, out = run
     assert go("attention", "--img-size", "32", "--layer", "-1") == 0

@@ -204,12 +204,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 2 (with a message on stderr) for bad arguments or missing data.
     """
-    matplotlib.use("Agg")  # files only; set here, not at import, to leave notebooks alone
+    # Figures go to files (each is closed once saved), drawn with Agg and the caller's backend put
+    # back afterwards. Inside a Jupyter kernel the backend is left alone: switching it drops
+    # IPython's figure formatter, so that the notebook's later figures show as "<Figure size ...>"
+    # text (chapter 14 calls this command in-process).
+    switch = "ipykernel" not in sys.modules
+    backend = matplotlib.get_backend()
+    if switch:
+        matplotlib.use("Agg")
     try:
         return _run(args)
     except (UsageError, FileNotFoundError) as err:
         print(f"cratelib evaluate {args.task}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if switch:
+            matplotlib.use(backend)
 
 
 def _run(args: argparse.Namespace) -> int:
