@@ -2,8 +2,10 @@
 
 A page fails when
   * an image did not load (``<img>`` with no pixels);
+  * a figure has no image at all (a glued matplotlib figure stored only as its text form);
   * a formula is left as TeX: a MathJax error, a ``math`` element MathJax did not typeset, or
-    ``$...$``, ``\\(...\\)``, ``\\[...\\]``, ``\\begin{...}`` in the page's text;
+    ``$...$``, ``\\(...\\)``, ``\\[...\\]``, ``\\begin{...}`` in the page's text; or a MyST
+    role is left unparsed in the text (``{glue:text}`x`` with a typo);
   * a widget output has no static fallback: the reader without a kernel (or without the widget
     JavaScript) sees nothing there, so the figure it redraws must be shown above it, in the same
     section of the chapter;
@@ -300,6 +302,11 @@ PAGE_CHECKS = r"""
     img.addEventListener("load", r); img.addEventListener("error", r); setTimeout(r, timeoutMs); })));
   for (const img of document.images)
     if (!img.complete || img.naturalWidth === 0) add("image", `not loaded: ${img.getAttribute("src")}`);
+  // A numbered figure whose image is missing altogether (e.g. a glued matplotlib figure that the
+  // kernel stored as the text "<Figure size ...>").
+  for (const fig of document.querySelectorAll("article figure"))
+    if (![...fig.querySelectorAll("img, svg, video, canvas")].some(e => !e.closest("button")))
+      add("image", `figure without an image: ${short(fig.textContent)}`);
 
   const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
 
@@ -314,10 +321,13 @@ PAGE_CHECKS = r"""
     if (!e.querySelector("mjx-container") && !e.closest("mjx-container")) add("formula", `not typeset: ${short(e.textContent)}`);
   const skip = "pre, code, script, style, textarea, mjx-container, .highlight, svg";
   const tex = /\\\(|\\\)|\\\[|\\\]|\\begin\{|(^|[^\\\w])\$\$?[^$\s][^$]*\$/;
+  const role = /\{[a-z][\w:.-]*\}`/;  // a MyST role that was not parsed, e.g. {glue:text}`x`
   const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode())
-    if (tex.test(n.nodeValue) && !n.parentElement.closest(skip))
-      add("formula", `raw TeX in the text: ${short(n.nodeValue)}`);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest(skip)) continue;
+    if (tex.test(n.nodeValue)) add("formula", `raw TeX in the text: ${short(n.nodeValue)}`);
+    if (role.test(n.nodeValue)) add("markup", `raw MyST role in the text: ${short(n.nodeValue)}`);
+  }
 
   // Widgets: without a kernel (or the widget JavaScript) a widget shows nothing, so the figure it
   // redraws must be on the page at its default settings: an image in an output or figure above

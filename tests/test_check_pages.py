@@ -52,7 +52,8 @@ def book(tmp_path: Path) -> Path:
         + "<section><h3>Try it</h3>" + cell("x = 1", "<pre>1</pre>") + cell("interact(plot)", WIDGET)
         + "</section></section></section>"))
     (html / "book" / "broken.html").write_text(page(
-        "<p>Price of $a+b$ dollars.</p><img src='../missing.png'>"
+        "<p>Price of $a+b$ dollars.</p><img src='../missing.png'><p>differs by {glue:text}`x:.0%} here</p>"
+        "<figure><pre>&lt;Figure size 900x260 with 1 Axes&gt;</pre><figcaption>Maps</figcaption></figure>"
         + "<section><h1>Broken</h1><section><h2>A</h2>" + cell("plot()", "<img src='../fig.png'>")
         + "</section><section><h2>B</h2>" + cell("print(1)", "<pre>1</pre>") + cell("interact(f)", WIDGET)
         + "</section></section>"
@@ -87,6 +88,8 @@ def test_a_good_page_passes_and_a_broken_one_fails(book, tmp_path, capsys):
     broken = out.split("FAIL book/broken.html")[1]
     assert "image: not loaded: ../missing.png" in broken
     assert "formula: raw TeX in the text: Price of $a+b$ dollars." in broken
+    assert "markup: raw MyST role in the text: differs by {glue:text}`x:.0%} here" in broken
+    assert "image: figure without an image: <Figure size 900x260 with 1 Axes>Maps" in broken
     assert "widget: no static figure above the widget in its section: interact(f)" in broken
     assert "width: code line 156 characters" in broken
     assert "1 of 2 pages pass" in out
