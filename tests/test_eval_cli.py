@@ -1,7 +1,9 @@
 """``evaluate`` command: files written, cache reused, clear errors."""
 
 import argparse
+import io
 import json
+import sys
 
 import pytest
 
@@ -48,6 +50,44 @@ def test_maskcut_writes_detections_and_coco_scores(run):
     dets = json.loads((out / "maskcut" / "detections.json").read_text())
     assert all(d["category_id"] == 1 and d["image_id"] in (1, 2) for d in dets)
     assert len(metrics["figures"]) == 2
+
+
+def test_progress_bars_only_on_a_terminal(run, capsys, monkeypatch):
+    """In a notebook kernel (stderr is no terminal) tqdm.auto would draw widgets that the static
+    book cannot show, so the evaluation draws no bar there; on a terminal it does."""
+    go, _ = run
+    assert go("maskcut", "--img-size", "64", "--no-crf") == 0
+    assert "it/s" not in capsys.readouterr().err
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert go("maskcut", "--img-size", "64", "--no-crf", "--no-cache") == 0
+    assert "maskcut: 100%" in sys.stderr.getvalue() and "forward: 100%" in sys.stderr.getvalue()
+
+
+def test_the_callers_matplotlib_backend_is_kept(run, monkeypatch):
+    """A script gets its backend back; a Jupyter kernel's is never switched (switching drops
+    IPython's figure formatter and the notebook's later figures become text)."""
+    import types
+
+    import matplotlib
+
+    go, _ = run
+    use, before, switched = matplotlib.use, matplotlib.get_backend(), []
+    monkeypatch.setattr(matplotlib, "use", lambda name, *a, **k: (switched.append(name), use(name, *a, **k)))
+    use("svg")
+    try:
+        assert go("coarse-seg", "--img-size", "32") == 0
+        assert switched == ["Agg", "svg"] and matplotlib.get_backend() == "svg"
+        switched.clear()
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+        assert go("coarse-seg", "--img-size", "32") == 0
+        assert switched == [] and matplotlib.get_backend() == "svg"
+    finally:
+        use(before)
 
 
 def test_attention_and_pca_figures(run):

@@ -109,6 +109,12 @@ def _load_data(args: argparse.Namespace) -> tuple[list[Sample], Path | None]:
     return folder_samples(args.root, n), None
 
 
+def _progress_bars() -> bool:
+    """Progress bars on a terminal only: in a notebook kernel tqdm.auto draws ipywidgets, which the
+    static book cannot show (a blank output with no text in its place)."""
+    return sys.stderr.isatty()
+
+
 def _data_digest(samples: list[Sample]) -> str:
     digest = hashlib.sha256()
     for s in samples:
@@ -119,7 +125,8 @@ def _data_digest(samples: list[Sample]) -> str:
 def _extract_cached(args, model, model_id, samples, layers, img_size, what) -> tuple[Extracted, bool]:
     def compute() -> Extracted:
         return extract(model, [s.image for s in samples], layers, img_size, what=what,
-                       batch_size=args.batch_size, device=args.device, scale=args.scale, progress=True)
+                       batch_size=args.batch_size, device=args.device, scale=args.scale,
+                       progress=_progress_bars())
 
     if args.no_cache:
         return compute(), False
@@ -171,7 +178,7 @@ def _coarse_seg(args, samples, ex: Extracted, out: Path) -> dict:
 
 def _maskcut(args, samples, ex: Extracted, layer: int, gt: Path | None, out: Path) -> dict:
     run = run_maskcut(ex.features[layer], ex.grid, samples, tau=args.tau, solver=args.solver,
-                      crf=args.crf, device=args.device, progress=True)
+                      crf=args.crf, device=args.device, progress=_progress_bars())
     result: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
     if run.detections_crf is not None:
         result["detections_crf"] = write_detections(run.detections_crf, out / "detections_crf.json").name
@@ -191,12 +198,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 2 (with a message on stderr) for bad arguments or missing data.
     """
-    matplotlib.use("Agg")  # files only; set here, not at import, to leave notebooks alone
+    # Figures go to files (each is closed once saved), drawn with Agg and the caller's backend put
+    # back afterwards. Inside a Jupyter kernel the backend is left alone: switching it drops
+    # IPython's figure formatter, so that the notebook's later figures show as "<Figure size ...>"
+    # text (chapter 14 calls this command in-process).
+    switch = "ipykernel" not in sys.modules
+    backend = matplotlib.get_backend()
+    if switch:
+        matplotlib.use("Agg")
     try:
         return _run(args)
     except (UsageError, FileNotFoundError) as err:
         print(f"cratelib evaluate {args.task}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if switch:
+            matplotlib.use(backend)
 
 
 def _run(args: argparse.Namespace) -> int:
