@@ -81,6 +81,16 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
 
 
+def test_a_moved_run_folder_resumes(tmp_path):
+    full = train(tiny(tmp_path / "a", epochs=2), progress=False).model.state_dict()
+    train(tiny(tmp_path / "b", epochs=2), progress=False, on_epoch_end=lambda rec: True)
+    (tmp_path / "b" / "run").rename(tmp_path / "b" / "moved")
+    resumed = train(tiny(tmp_path / "b", epochs=2, name="moved"), resume=True, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    for k, v in full.items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
+
+
 def test_resume_refuses_another_config(tmp_path):
     train(tiny(tmp_path, epochs=1), progress=False)
     with pytest.raises(ValueError, match=r"differs in \['lr'\]"):

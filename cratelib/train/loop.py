@@ -331,8 +331,10 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
     last = run_dir / "last.pt"
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
-        if ckpt["train_config"] != config.to_dict():
-            diff = sorted(k for k, v in config.to_dict().items() if ckpt["train_config"].get(k) != v)
+        # Where the run lives (name, out_dir) may change: a run folder can be moved and resumed.
+        diff = sorted(k for k, v in config.to_dict().items()
+                      if k not in ("name", "out_dir") and ckpt["train_config"].get(k) != v)
+        if diff:
             raise ValueError(f"cannot resume {last}: the config differs in {diff}")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
