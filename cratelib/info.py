@@ -15,7 +15,7 @@ import torch
 
 from cratelib.models.registry import FAMILIES, PATCH_SIZES, SIZES, create_model
 
-__all__ = ["PAPER_PARAMS", "count_params", "explain", "info_table"]
+__all__ = ["PAPER_PARAMS", "count_params", "param_breakdown", "explain", "info_table", "info_text"]
 
 # Table 3 of arXiv 2308.16271, in millions, keyed by (family, size).
 PAPER_PARAMS: dict[tuple[str, str], float] = {
@@ -33,6 +33,32 @@ def count_params(name: str, **overrides) -> int:
     with torch.device("meta"):
         model = create_model(name, **overrides)
     return sum(p.numel() for p in model.parameters())
+
+
+def param_breakdown(name: str, **overrides) -> dict[str, int]:
+    """Parameters of ``create_model(name, **overrides)`` by part, counted on the ``meta`` device.
+
+    Returns:
+        ``attention`` and ``second`` (the MLP or ISTA block) of *one* layer, ``norms`` (the two
+        LayerNorms of one layer), ``layers`` (all layers), ``embedding`` (patches, CLS token,
+        positions), ``head`` (final LayerNorm and classifier) and ``total``.
+    """
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    block = model.blocks[0]
+    return {
+        "attention": count(block.attn),
+        "second": count(block.mlp),
+        "norms": count(block.norm1) + count(block.norm2),
+        "layers": sum(count(b) for b in model.blocks),
+        "embedding": count(model.patch_embed) + model.cls_token.numel() + model.pos_embed.numel(),
+        "head": count(model.norm) + count(model.head),
+        "total": count(model),
+    }
 
 
 @dataclass
@@ -80,7 +106,7 @@ def info_table(pattern: str = "*") -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def info_text(rows: list[dict]) -> str:
     """Plain-text rendering of :func:`info_table`."""
     lines = [f"{'model':<26}{'params (1k head)':>18}{'paper':>9}   closest configuration to the paper's count",
              "-" * 100]
