@@ -108,42 +108,43 @@ def test_noise_predictions_and_probes(model, data):
     assert 0 <= classify.linear_probe(model, data_source(config, "train"), data_source(config, "val")) <= 1
 
 
-def test_every_figure_helper_draws_the_models_maps_and_features(model, data, held_out):
+def test_every_figure_helper_draws_the_models_maps_and_features(model, data):
     images, truths = list(data.images), _truths(data)
-    samples, gt = held_out
     maps = layer_maps(model, images)
     K = maps.shape[2]
     feats, grid = layer_features(model, images)
-    figs = [
-        attention.plot_layers_heads(images[0], maps[:, 0], truth=truths[0]),
-        attention.plot_images_heads(images, maps[-1], truths=truths),
-        attention.plot_map_detail(images[0], maps[-1, 0, 0], truth=truths[0]),
-        attention.plot_dino_display(images, maps[-1, :, 0], truths=truths),
-        ablations.plot_model_maps(images, {"m": maps[-1, :, 0]}, truths=truths),
-        segmentation.plot_head_masks(images[:2], maps[-1, :2], list(data.semantic[:2])),
-        curves.plot_layerwise({"m": coarse_segmentation(maps, list(data.semantic)).miou}, "mIoU"),
-    ]
     rgb, fg, pc1 = pca_by_group(feats[-1], grid)
     grey, rgb4 = pca_grey_rgb(feats[-1], grid)
-    figs += [pca_maps.plot_pca_layers(images, torch.stack([pca_by_group(f, grid)[0] for f in feats]), truths),
-             pca_maps.plot_pca_detail(images[0], pc1[0], fg[0], rgb[0], truth=truths[0]),
-             pca_maps.plot_pca(images, rgb4, grey)]
     result = maskcut(feats[-1, 0], grid, solver="dense")
     masks = [upsample_mask(m, images[0].shape[:2]) for m in result.masks]
-    figs += [mc.plot_graph(images[0], feats[-1, 0], grid, truths=[truths[0]]),
-             mc.plot_cuts(images[0], result, truths=[truths[0]]),
-             mc.plot_maskcut_detail(images[0], result, [truths[0]]),
-             mc.plot_crf(images[0], [m for m in masks if m.any()] or [truths[0]], [None], [truths[0]]),
-             mc.plot_detections(images[:1], {"m": [masks]}, [[truths[0]]])]
     measures = localisation.head_measures(maps[-1], truths)
-    figs += [heads.plot_head_measures({"m": measures}, {"background": 0.5, "outline": 0.3, "interior": 0.2}),
-             heads.plot_class_heads({"m": localisation.class_head_means(measures["object"], data.labels, CLASSES)},
-                                    ["a", "b", "c"], "on the object")]
-    assert len(figs[1].axes) == len(images) * (K + 1)  # sized to its panels: no empty axes
-    assert figs[1].axes[K].get_title() == f"head {K}"  # heads numbered from 1
-    for fig in figs:
+    draws = [
+        lambda: attention.plot_layers_heads(images[0], maps[:, 0], truth=truths[0]),
+        lambda: attention.plot_map_detail(images[0], maps[-1, 0, 0], truth=truths[0]),
+        lambda: attention.plot_dino_display(images, maps[-1, :, 0], truths=truths),
+        lambda: ablations.plot_model_maps(images, {"m": maps[-1, :, 0]}, truths=truths),
+        lambda: segmentation.plot_head_masks(images[:2], maps[-1, :2], list(data.semantic[:2])),
+        lambda: curves.plot_layerwise({"m": coarse_segmentation(maps, list(data.semantic)).miou}, "mIoU"),
+        lambda: pca_maps.plot_pca_layers(images, torch.stack([pca_by_group(f, grid)[0] for f in feats]), truths),
+        lambda: pca_maps.plot_pca_detail(images[0], pc1[0], fg[0], rgb[0], truth=truths[0]),
+        lambda: pca_maps.plot_pca(images, rgb4, grey),
+        lambda: mc.plot_graph(images[0], feats[-1, 0], grid, truths=[truths[0]]),
+        lambda: mc.plot_cuts(images[0], result, truths=[truths[0]]),
+        lambda: mc.plot_maskcut_detail(images[0], result, [truths[0]]),
+        lambda: mc.plot_crf(images[0], [m for m in masks if m.any()] or [truths[0]], [None], [truths[0]]),
+        lambda: mc.plot_detections(images[:1], {"m": [masks]}, [[truths[0]]]),
+        lambda: heads.plot_head_measures({"m": measures}, {"background": 0.5, "outline": 0.3, "interior": 0.2}),
+        lambda: heads.plot_class_heads({"m": localisation.class_head_means(measures["object"], data.labels, CLASSES)},
+                                       ["a", "b", "c"], "on the object"),
+    ]
+    for draw in draws:
+        fig = draw()
         assert fig.axes
         plt.close(fig)
+    fig = attention.plot_images_heads(images, maps[-1], truths=truths)
+    assert len(fig.axes) == len(images) * (K + 1)  # sized to its panels: no empty axes
+    assert fig.axes[K].get_title() == f"head {K}"  # heads numbered from 1
+    plt.close(fig)
 
 
 def test_baselines_run_on_the_same_grid(model, data):
