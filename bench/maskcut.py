@@ -2,7 +2,7 @@
 
 The problem has the size of the paper's setting: a 480 px image at patch 8
 is a 60 x 60 grid, N = 3600 patches, with 384-d features (ViT-S / CRATE-T
-width).  Features are planted (:mod:`cratelib.eval.synthetic`): three
+width).  Features are planted (``tests/planted.py``, a test fixture): three
 objects on a background, so the right masks are known.  Every solver runs the
 full Algorithm 4 (n = 3 cuts) in a fresh subprocess, so its peak resident
 memory (``ru_maxrss``) can be measured and compared with the same process
@@ -24,13 +24,16 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from cratelib.eval.maskcut import maskcut
 from cratelib.eval.metrics import iou
-from cratelib.eval.synthetic import planted_patch_features
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the planted features
+from planted import planted_patch_features  # noqa: E402
 
 SOLVERS = {  # name -> (solver, warm start)
     "dense": ("dense", False),

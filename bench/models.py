@@ -1,5 +1,9 @@
 """Training-step throughput and peak memory: CRATE vs timm's ViT of the same width, SDPA vs explicit.
 
+Every case uses the CRATE size table's width, heads and depth (``--size tiny``: 384 / 6 / 12), the
+ViTs too, so the comparison is at equal width on purpose (cratelib's own ``vit_<size>`` names
+follow the narrower official ViT table).
+
     python bench/models.py                      # CPU defaults: tiny width, patch 16, 224 px, batch 16
     python bench/models.py --size small --batch 64 --device cuda
 
@@ -29,16 +33,16 @@ def run_case(kind: str, fused: bool, size: str, patch: int, img: int, batch: int
     import torch
 
     import cratelib
-    from cratelib.models.registry import SIZES
+    from cratelib.models.registry import CRATE_SIZES
 
     torch.manual_seed(0)
-    dims = SIZES[size]
+    dims = CRATE_SIZES[size]
     if kind == "timm":
         model = timm.create_model("vit_base_patch16_224", img_size=img, patch_size=patch, embed_dim=dims["dim"],
                                   depth=dims["depth"], num_heads=dims["num_heads"], num_classes=1000)
     else:
         model = cratelib.create_model(f"{kind}_{size}_patch{patch}", img_size=img, fused_attn=fused,
-                                      check_inputs=False)
+                                      check_inputs=False, **dims)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(batch, 3, img, img, device=device)

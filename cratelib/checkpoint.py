@@ -20,6 +20,7 @@ import torch
 
 from cratelib.io import atomic_torch_save
 from cratelib.models.crate import CRATE, CRATEConfig, resample_pos_embed
+from cratelib.models.registry import CRATE_SIZES
 
 __all__ = [
     "save_checkpoint",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 # Official CRATE sizes: width d -> number of heads K (tiny, small, base, large).
-OFFICIAL_HEADS = {384: 6, 576: 12, 768: 12, 1024: 16}
+OFFICIAL_HEADS = {dims["dim"]: dims["num_heads"] for size, dims in CRATE_SIZES.items() if size != "nano"}
 
 
 def save_checkpoint(path: str | os.PathLike, model: CRATE, **extra: Any) -> Path:
@@ -138,7 +139,14 @@ def load_official_checkpoint(
         source: path to a ``.pth``/``.pt`` file or an already loaded state dict.
         num_heads: K, if the checkpoint is not one of the official sizes.
         img_size: resolution to run at (default: the one the weights were trained at).
-        overrides: further :class:`CRATEConfig` fields.
+        overrides: further :class:`CRATEConfig` fields that the weights leave open (e.g.
+            ``residual_from_norm``, ``step_size``, ``fused_attn``).
+
+    Raises:
+        ValueError: an override of a field the weights determine (``num_classes``, ``dim``,
+            ``depth``, ``patch_size``, ``head_dim``, ``attn``, ``mlp``, ``patch_norm``) with
+            another value than the one read from them; to change the classifier, call
+            ``model.reset_classifier(n)`` on the loaded model.
     """
     if not isinstance(source, dict):
         path = Path(source)
@@ -158,15 +166,37 @@ def load_official_checkpoint(
         if dim not in OFFICIAL_HEADS:
             raise ValueError(f"width {dim} is not an official CRATE size {sorted(OFFICIAL_HEADS)}; pass num_heads")
         num_heads = OFFICIAL_HEADS[dim]
-    config = CRATEConfig.from_dict(dict(
-        img_size=grid * patch, patch_size=patch, in_chans=in_chans, num_classes=state["head.weight"].shape[0],
-        dim=dim, depth=depth, num_heads=num_heads, attn="mssa", mlp="ista", patch_norm=True, **overrides,
-    ))
+    inner = state["blocks.0.attn.qkv.weight"].shape[0]  # K * p
+    if inner % num_heads:
+        raise ValueError(f"num_heads={num_heads} does not divide the {inner} rows of the weights' subspace projection")
+    read = dict(num_classes=state["head.weight"].shape[0], dim=dim, depth=depth, patch_size=patch,
+                head_dim=inner // num_heads, attn="mssa", mlp="ista", patch_norm=True)  # official: MSSA + ISTA
+    _reject_contradictions(overrides, read)
+    if read["head_dim"] * num_heads == dim:
+        read["head_dim"] = None  # the default d / K
+    config = CRATEConfig.from_dict(dict(img_size=grid * patch, in_chans=in_chans, num_heads=num_heads,
+                                        **read, **overrides))
     model = CRATE(config)
     model.load_state_dict(state, strict=True)
     if img_size is not None and img_size != config.img_size:
         model = _resize(model, img_size)
     return model
+
+
+def _reject_contradictions(overrides: dict[str, Any], read: dict[str, Any]) -> None:
+    """Remove from ``overrides`` the fields that agree with ``read`` (the values the weights
+    determine); raise ``ValueError`` naming every field that disagrees and the value read."""
+    wrong = []
+    for key in sorted(set(overrides) & set(read)):
+        value = overrides.pop(key)
+        if value != read[key]:
+            wrong.append(f"{key}={value!r} (the weights have {key}={read[key]!r})")
+    if wrong:
+        raise ValueError(
+            f"load_official_checkpoint reads these fields from the weights and cannot change them: {', '.join(wrong)}. "
+            "To train on other classes, load the checkpoint and call model.reset_classifier(num_classes); "
+            "for another architecture, build it with cratelib.create_model."
+        )
 
 
 def _resize(model: CRATE, img_size: int) -> CRATE:

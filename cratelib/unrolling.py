@@ -62,9 +62,8 @@ def mssa_operator(Z: torch.Tensor, U: torch.Tensor, eps: float = 0.5, scale: flo
     c = p / (n eps^2),
 
     where n is the number of rows of Z and the softmax runs over keys (the last axis). With
-    the CLS token included, n = N + 1 and c = p / ((N + 1) eps^2), the constant of eq. (5)
-    (the Vietnamese translation garbles it; the original reads p / ((N+1) eps^2)). Head k
-    uses the projection P_k = Z U_k as query, key and value at once.
+    the CLS token included, n = N + 1 and c = p / ((N + 1) eps^2), the constant of eq. (5) of
+    arXiv 2308.16271. Head k uses the projection P_k = Z U_k as query, key and value at once.
 
     Where it comes from (arXiv 2306.01129, Sec. 2.3). With a = p / (n eps^2) and the Gram
     matrix G_k = P_k P_k^T (n x n), the exact gradient is

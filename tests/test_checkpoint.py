@@ -76,6 +76,29 @@ def test_official_sizes_infer_heads():
         load_official_checkpoint(official_state_dict(dim=40, depth=1))
 
 
+def test_official_checkpoint_rejects_fields_the_weights_determine(tmp_path):
+    path = tmp_path / "crate.pth"
+    torch.save(official_state_dict(), path)  # 48 wide, 2 layers, patch 8, 5 classes
+    with pytest.raises(ValueError) as err:
+        load_official_checkpoint(path, num_heads=4, num_classes=10)
+    msg = str(err.value)
+    assert "num_classes=10 (the weights have num_classes=5)" in msg and "model.reset_classifier(num_classes)" in msg
+    with pytest.raises(ValueError, match=r"depth=3 \(the weights have depth=2\), dim=64 \(the weights have dim=48\)"):
+        load_official_checkpoint(path, num_heads=4, dim=64, depth=3)
+    with pytest.raises(ValueError, match=r"attn='mhsa' \(the weights have attn='mssa'\)"):
+        load_official_checkpoint(path, num_heads=4, attn="mhsa")
+    with pytest.raises(ValueError, match=r"head_dim=6 \(the weights have head_dim=12\)"):
+        load_official_checkpoint(path, num_heads=4, head_dim=6)
+    with pytest.raises(ValueError, match="num_heads=5 does not divide the 48 rows"):
+        load_official_checkpoint(path, num_heads=5)
+    # values that agree with the weights pass, fields the weights leave open apply, and the head
+    # is replaced after loading
+    model = load_official_checkpoint(path, num_heads=4, num_classes=5, patch_size=8, residual_from_norm=True)
+    assert model.config.residual_from_norm and model.config.num_classes == 5 and model.config.head_dim is None
+    model.reset_classifier(10)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
 def test_mismatched_official_keys_are_named():
     sd = official_state_dict()
     del sd["mlp_head.1.bias"]

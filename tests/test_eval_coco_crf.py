@@ -9,7 +9,6 @@ from pycocotools.coco import COCO
 from cratelib.eval.coco_eval import (
     class_agnostic_coco,
     detections_for_image,
-    encode_mask,
     evaluate_detections,
     write_detections,
 )
@@ -23,31 +22,18 @@ def box_mask(h, w, r0, r1, c0, c1):
     return m
 
 
-def make_gt():
+@pytest.fixture
+def two_images(coco_gt):
     """Two 64x48 images, objects of categories 3 and 7 (the evaluation ignores them)."""
     objs = {
         1: [(box_mask(64, 48, 5, 30, 4, 20), 3), (box_mask(64, 48, 35, 60, 20, 44), 7)],
         2: [(box_mask(64, 48, 10, 50, 10, 40), 7)],
     }
-    images, anns = [], []
-    for img_id, items in objs.items():
-        images.append({"id": img_id, "file_name": f"{img_id}.png", "height": 64, "width": 48})
-        for mask, cat in items:
-            rle = encode_mask(mask)
-            ys, xs = np.nonzero(mask)
-            anns.append({
-                "id": len(anns) + 1, "image_id": img_id, "category_id": cat, "iscrowd": 0,
-                "segmentation": rle, "area": float(mask.sum()),
-                "bbox": [float(xs.min()), float(ys.min()),
-                         float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-            })
-    gt = {"images": images, "annotations": anns,
-          "categories": [{"id": 3, "name": "a"}, {"id": 7, "name": "b"}]}
-    return gt, objs
+    return coco_gt(objs, categories={3: "a", 7: "b"}), objs
 
 
-def test_perfect_detections_give_ap_one():
-    gt, objs = make_gt()
+def test_perfect_detections_give_ap_one(two_images):
+    gt, objs = two_images
     dets = []
     for img_id, items in objs.items():
         dets += detections_for_image(img_id, [m for m, _ in items])
@@ -56,16 +42,16 @@ def test_perfect_detections_give_ap_one():
         assert res[t] == {"AP": pytest.approx(1.0), "AP50": pytest.approx(1.0), "AP75": pytest.approx(1.0)}
 
 
-def test_empty_and_wrong_detections_give_zero():
-    gt, _ = make_gt()
+def test_empty_and_wrong_detections_give_zero(two_images):
+    gt, _ = two_images
     assert evaluate_detections(gt, [])["segm"]["AP"] == 0.0
     far = detections_for_image(1, [box_mask(64, 48, 0, 3, 44, 48)])
     res = evaluate_detections(gt, far)
     assert res["bbox"]["AP"] == 0.0 and res["segm"]["AP50"] == 0.0
 
 
-def test_partial_detection_and_subset_of_images():
-    gt, objs = make_gt()
+def test_partial_detection_and_subset_of_images(two_images):
+    gt, objs = two_images
     # only image 1's first object found: recall 1/2 on image 1 -> AP about 0.5
     dets = detections_for_image(1, [objs[1][0][0]])
     res = evaluate_detections(gt, dets, image_ids=[1])
@@ -80,8 +66,8 @@ def test_partial_detection_and_subset_of_images():
     assert res["bbox"]["AP50"] == pytest.approx(1.0) and res["bbox"]["AP75"] == 0.0
 
 
-def test_detections_json_round_trips_through_pycocotools(tmp_path):
-    gt, objs = make_gt()
+def test_detections_json_round_trips_through_pycocotools(tmp_path, two_images):
+    gt, objs = two_images
     dets = detections_for_image(2, [objs[2][0][0], np.zeros((64, 48), bool)], scores=[0.9, 0.1])
     assert len(dets) == 1 and dets[0]["bbox"] == [10.0, 10.0, 30.0, 40.0]
     path = write_detections(dets, tmp_path / "dets.json")

@@ -9,7 +9,6 @@ import torch
 from cratelib import create_model
 from cratelib.data import SyntheticConfig, generate
 from cratelib.eval import classify
-from cratelib.eval.coco_eval import encode_mask
 from cratelib.eval.compare import compare_models, training_snapshots
 from cratelib.eval.extract import FeatureCache, extract, layer_features, layer_maps, model_img_size, to_model_input
 from cratelib.eval.noise import add_gaussian_noise, noise_sweep
@@ -106,7 +105,7 @@ def test_held_out_samples_match_the_coco_export(data, tmp_path):
     assert {a["image_id"] for a in coco["annotations"]} == {s.image_id for s in samples}
 
 
-def test_compare_models_rows_and_training_snapshots():
+def test_compare_models_rows_and_training_snapshots(coco_gt):
     torch.manual_seed(0)
     tiny = create_model("crate_nano_patch8", img_size=32, num_classes=3).eval()
     rng = np.random.default_rng(0)
@@ -114,11 +113,7 @@ def test_compare_models_rows_and_training_snapshots():
     labels = np.zeros((32, 32), np.int64)
     labels[8:24, 8:24] = 1
     voc = [Sample(image, 1, "a", labels)]
-    mask = labels.astype(bool)
-    gt = {"images": [{"id": 1, "height": 32, "width": 32, "file_name": "a.jpg"}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 256.0,
-                           "bbox": [8.0, 8.0, 16.0, 16.0], "segmentation": encode_mask(mask)}],
-          "categories": [{"id": 1, "name": "x"}]}
+    gt = coco_gt({1: [labels.astype(bool)]})
     rows = compare_models({"a": tiny, "b": tiny}, voc=voc, coco=voc, coco_gt=gt)
     assert [r["model"] for r in rows] == ["a", "b"]
     assert {k: v for k, v in rows[0].items() if k != "model"} == {k: v for k, v in rows[1].items() if k != "model"}

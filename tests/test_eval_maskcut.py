@@ -7,7 +7,7 @@ import torch
 from cratelib.eval.maskcut import choose_foreground, mask_to_box, maskcut, upsample_mask
 from cratelib.eval.metrics import iou
 from cratelib.eval.ncut import dense_affinity, second_eigenvector, sparse_affinity
-from cratelib.eval.synthetic import planted_patch_features
+from planted import planted_patch_features
 
 GRID = (20, 20)
 ONE = ((5, 12, 6, 15),)

@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from cratelib import create_model
-from cratelib.eval.coco_eval import encode_mask
 from cratelib.eval.maskcut import choose_foreground, explain_cut, upsample_mask
 from cratelib.eval.maskcut_eval import METRIC_COLUMNS, layerwise_maskcut, maskcut_ap, object_hits
 from cratelib.eval.ncut import solver_for, time_solvers
 from cratelib.eval.sources import Sample, embedded_coco, gt_masks
-from cratelib.eval.synthetic import planted_patch_features
+from planted import planted_patch_features
 
 GRID = (8, 8)
 BOX = (2, 6, 1, 5)  # rows 2-5, columns 1-4 of the 8x8 grid
@@ -24,23 +23,17 @@ def _patch_mask(box=BOX, grid=GRID):
     return m
 
 
-def toy_set(num=2, size=64):
+def toy_set(coco_gt, num=2, size=64):
     """Images with one bright square on a dark background, features planted on the same square,
     and the COCO ground truth of the squares."""
-    samples, feats, images, anns = [], [], [], []
+    samples, feats = [], []
     pixels = upsample_mask(_patch_mask(), (size, size))
     for i in range(num):
         image = np.full((size, size, 3), 30, dtype=np.uint8)
         image[pixels] = 220
         samples.append(Sample(image, i + 1, f"toy{i}"))
-        f, _ = planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)
-        feats.append(f)
-        images.append({"id": i + 1, "file_name": f"{i}.png", "height": size, "width": size})
-        ys, xs = np.nonzero(pixels)
-        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 5, "iscrowd": 0,
-                     "segmentation": encode_mask(pixels), "area": float(pixels.sum()),
-                     "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]})
-    gt = {"images": images, "annotations": anns, "categories": [{"id": 5, "name": "square"}]}
+        feats.append(planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)[0])
+    gt = coco_gt({i + 1: [(pixels, 5)] for i in range(num)}, categories={5: "square"})
     return torch.stack(feats), samples, gt
 
 
@@ -77,8 +70,8 @@ def test_explain_cut_flips_a_corner_side_and_rejects_when_both_have_corners():
     assert not explain_cut(y, corner_limit=3).flipped
 
 
-def test_maskcut_ap_finds_planted_objects_with_and_without_crf():
-    feats, samples, gt = toy_set()
+def test_maskcut_ap_finds_planted_objects_with_and_without_crf(coco_gt):
+    feats, samples, gt = toy_set(coco_gt)
     res = maskcut_ap(feats, GRID, samples, gt, crf=True, crf_size=64, solver="dense")
     assert set(res.ap) == {"no_crf", "crf"} == set(res.scores) == set(res.hits)
     assert set(res.ap["no_crf"]) == set(METRIC_COLUMNS)
@@ -96,8 +89,8 @@ def test_maskcut_ap_finds_planted_objects_with_and_without_crf():
     assert unscored.scores == {} and unscored.hits == {} and len(unscored.run.detections) >= 2
 
 
-def test_maskcut_ap_scores_zero_for_masks_on_the_background():
-    _, samples, gt = toy_set()
+def test_maskcut_ap_scores_zero_for_masks_on_the_background(coco_gt):
+    _, samples, gt = toy_set(coco_gt)
     off = ((5, 8, 5, 8),)  # plant the "object" elsewhere: MaskCut finds the wrong square
     feats = torch.stack([planted_patch_features(GRID, 32, off, 0.3, seed=i)[0] for i in range(2)])
     res = maskcut_ap(feats, GRID, samples, gt, solver="dense")
@@ -117,17 +110,15 @@ def test_object_hits_and_box_iou():
     np.testing.assert_array_equal(object_hits([], gt), [0, 0, 0])
 
 
-def test_layerwise_maskcut_on_a_tiny_model(tmp_path):
+def test_layerwise_maskcut_on_a_tiny_model(tmp_path, coco_gt):
     torch.manual_seed(0)
     model = create_model("crate_nano_patch8", img_size=32, num_classes=3, depth=2, dim=48, num_heads=2).eval()
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
     samples = [Sample(im, i + 1, str(i)) for i, im in enumerate(images)]
-    gt = {"images": [{"id": i + 1, "height": 32, "width": 32, "file_name": f"{i}.jpg"} for i in range(2)],
-          "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [4.0, 4.0, 16.0, 16.0],
-                           "area": 256.0, "iscrowd": 0,
-                           "segmentation": [[4, 4, 20, 4, 20, 20, 4, 20]]} for i in range(2)],
-          "categories": [{"id": 1, "name": "object"}]}
+    square = np.zeros((32, 32), bool)
+    square[4:20, 4:20] = True  # box [4, 4, 16, 16], area 256
+    gt = coco_gt({1: [square], 2: [square]})
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(gt))
     out = layerwise_maskcut(model, samples, path)

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from cratelib import create_model
-from cratelib.eval.coco_eval import encode_mask
 from cratelib.eval.extract import extract, load_model, to_model_input
 from cratelib.eval.maskcut_eval import evaluate_maskcut, run_maskcut
 from cratelib.eval.segmentation import coarse_segmentation, score_image
@@ -96,11 +95,10 @@ def test_mass_mode_on_a_peaked_map():
     assert per_top[5] == pytest.approx(4 / 10)  # 60 % of the entries is 10 patches
 
 
-def test_maskcut_on_planted_features_scores_ap_one():
+def test_maskcut_on_planted_features_scores_ap_one(coco_gt):
     """Features planted from the ground truth give MaskCut detections with AP 1."""
     rng = np.random.default_rng(0)
-    samples, gt_images, gt_anns = [], [], []
-    feats = []
+    samples, objects, feats = [], {}, []
     for img_id, (r0, r1, c0, c1) in enumerate([(2, 6, 3, 9), (4, 10, 1, 5)], start=1):
         grid_mask = np.zeros((12, 12), bool)
         grid_mask[r0:r1, c0:c1] = True
@@ -109,12 +107,8 @@ def test_maskcut_on_planted_features_scores_ap_one():
         feats.append(torch.tensor(f, dtype=torch.float32))
         mask = np.kron(grid_mask, np.ones((8, 8), bool))  # 96 x 96 image
         samples.append(Sample(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8), img_id, str(img_id)))
-        ys, xs = np.nonzero(mask)
-        gt_images.append({"id": img_id, "height": 96, "width": 96, "file_name": f"{img_id}.jpg"})
-        gt_anns.append({"id": img_id, "image_id": img_id, "category_id": 4, "iscrowd": 0,
-                        "segmentation": encode_mask(mask), "area": float(mask.sum()),
-                        "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]})
-    gt = {"images": gt_images, "annotations": gt_anns, "categories": [{"id": 4, "name": "x"}]}
+        objects[img_id] = [(mask, 4)]
+    gt = coco_gt(objects)
     run = run_maskcut(torch.stack(feats), (12, 12), samples, num_objects=1, crf=False)
     scores = evaluate_maskcut(run, gt)
     assert set(scores) == {"no_crf"} and run.detections_crf is None

@@ -9,12 +9,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from cratelib.eval.coco_eval import encode_mask  # noqa: E402
 from cratelib.eval.maskcut import maskcut, upsample_mask  # noqa: E402
 from cratelib.eval.maskcut_eval import METRIC_COLUMNS  # noqa: E402
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT  # noqa: E402
 from cratelib.eval.sources import Sample  # noqa: E402
-from cratelib.eval.synthetic import planted_patch_features  # noqa: E402
+from planted import planted_patch_features  # noqa: E402
 from cratelib.figures import maskcut as mc  # noqa: E402
 
 GRID = (8, 8)
@@ -28,24 +27,15 @@ def _patch_mask(box=BOX, grid=GRID):
 
 
 def _toy_set(num=2, size=64):
-    """Images with one bright square on a dark background, features planted on the same square,
-    and the COCO ground truth of the squares."""
-    samples, feats, images, anns = [], [], [], []
-    patch = _patch_mask()
-    pixels = upsample_mask(patch, (size, size))
+    """Images with one bright square on a dark background and features planted on the same square."""
+    samples, feats = [], []
+    pixels = upsample_mask(_patch_mask(), (size, size))
     for i in range(num):
         image = np.full((size, size, 3), 30, dtype=np.uint8)
         image[pixels] = 220
         samples.append(Sample(image, i + 1, f"toy{i}"))
-        f, _ = planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)
-        feats.append(f)
-        images.append({"id": i + 1, "file_name": f"{i}.png", "height": size, "width": size})
-        ys, xs = np.nonzero(pixels)
-        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 5, "iscrowd": 0,
-                     "segmentation": encode_mask(pixels), "area": float(pixels.sum()),
-                     "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]})
-    gt = {"images": images, "annotations": anns, "categories": [{"id": 5, "name": "square"}]}
-    return torch.stack(feats), samples, gt
+        feats.append(planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)[0])
+    return torch.stack(feats), samples
 
 
 def test_table1_rows_put_the_paper_beside_ours():
@@ -62,7 +52,7 @@ def test_table1_rows_put_the_paper_beside_ours():
 
 
 def test_figures_have_one_panel_per_step():
-    feats, samples, gt = _toy_set(num=2)
+    feats, samples = _toy_set(num=2)
     result = maskcut(feats[0], GRID, 3, solver="dense")
     image = samples[0].image
     truth = [upsample_mask(_patch_mask(), image.shape[:2])]

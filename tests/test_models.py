@@ -1,5 +1,7 @@
 """The registry, the model family, resolution changes and input validation."""
 import math
+import subprocess
+import sys
 
 import pytest
 import timm
@@ -8,7 +10,7 @@ import torch
 import cratelib
 from cratelib import create_model, list_models
 from cratelib.models.crate import resample_pos_embed
-from cratelib.models.registry import FAMILIES, SIZES
+from cratelib.models.registry import CRATE_SIZES, FAMILIES, SIZES, VIT_SIZES, model_config
 
 SMALL = dict(img_size=32, num_classes=7, depth=2)
 
@@ -21,13 +23,66 @@ def test_registry_has_every_family_size_and_patch():
                 assert f"{family}_{size}_patch{patch}" in names
 
 
-@pytest.mark.parametrize("size,dims", [("tiny", (384, 6, 12)), ("small", (576, 12, 12)),
-                                       ("base", (768, 12, 12)), ("large", (1024, 16, 24))])
-def test_official_sizes(size, dims):
+@pytest.mark.parametrize("family,size,dims", [
+    ("crate", "tiny", (384, 6, 12)), ("crate", "small", (576, 12, 12)),
+    ("crate", "base", (768, 12, 12)), ("crate", "large", (1024, 16, 24)),
+    # the official code's model/vit.py (the paper's baselines), as in timm and DeiT
+    ("vit", "tiny", (192, 3, 12)), ("vit", "small", (384, 6, 12)),
+    ("vit", "base", (768, 12, 12)), ("vit", "large", (1024, 16, 24)),
+])
+def test_official_sizes(family, size, dims):
     with torch.device("meta"):
-        m = create_model(f"crate_{size}_patch16")
+        m = create_model(f"{family}_{size}_patch16")
     assert (m.config.dim, m.config.num_heads, m.config.depth) == dims
     assert m.blocks[0].attn.head_dim == dims[0] // dims[1]
+    if family == "vit":
+        assert m.blocks[0].mlp.fc1.out_features == 4 * dims[0]
+
+
+def test_every_family_uses_its_own_size_table():
+    assert SIZES["vit"] is VIT_SIZES and VIT_SIZES["small"] != CRATE_SIZES["small"]
+    assert all(SIZES[f] is CRATE_SIZES for f in FAMILIES if f != "vit")
+    assert VIT_SIZES["nano"] == CRATE_SIZES["nano"]  # the book's CPU size is the same for both
+    for family in FAMILIES:
+        for size, dims in SIZES[family].items():
+            c = model_config(f"{family}_{size}_patch8")
+            assert {k: getattr(c, k) for k in dims} == dims
+
+
+@pytest.mark.parametrize("size,patch", [("tiny", 16), ("tiny", 8), ("small", 8), ("small", 16), ("base", 8),
+                                        ("base", 16), ("large", 16), ("large", 8)])
+def test_vit_is_timms_vit_of_the_same_name(size, patch):
+    """cratelib's vit_<size>_patch<P> has timm's vit_<size>_patch<P>_224 shape and parameter count."""
+    timm_name = f"vit_{size}_patch{patch}_224"
+    extra = {}
+    if timm_name not in timm.list_models():  # timm registers no tiny/8 or large/8: change the patch only
+        timm_name, extra = f"vit_{size}_patch16_224", {"patch_size": patch}
+    with torch.device("meta"):
+        ours = create_model(f"vit_{size}_patch{patch}", num_classes=1000)
+        theirs = timm.create_model(timm_name, num_classes=1000, **extra)
+    assert theirs.patch_embed.proj.kernel_size == (patch, patch)
+    assert (ours.config.dim, ours.config.num_heads, ours.config.depth) == (
+        theirs.embed_dim, theirs.blocks[0].attn.num_heads, len(theirs.blocks))
+    assert ours.blocks[0].mlp.fc1.out_features == theirs.blocks[0].mlp.fc1.out_features
+    assert (ours.blocks[0].attn.qkv.bias is None) == (theirs.blocks[0].attn.qkv.bias is None)
+    assert ours.pos_embed.shape == theirs.pos_embed.shape
+    # same count: timm's Conv2d patch projection holds as many weights as cratelib's Linear
+    assert ours.num_params() == sum(p.numel() for p in theirs.parameters())
+
+
+def test_closed_form_count_equals_the_built_model_for_every_registered_name():
+    names = list_models()
+    assert len(names) == len(FAMILIES) * 5 * 2
+    variants = [dict(num_classes=0), dict(num_classes=21843, img_size=480), dict(head_dim=40),
+                dict(qkv_bias=False, mlp_ratio=3.0, in_chans=1, patch_norm=True, img_size=96)]
+    cases = [(name, {}) for name in names] + [(f"{f}_nano_patch8", v) for f in FAMILIES for v in variants]
+    for name, overrides in cases:
+        with torch.device("meta"):
+            model = create_model(name, **overrides)
+        config = model_config(name, **overrides)
+        assert config == model.config
+        for include_head in (True, False):
+            assert config.num_params(include_head) == model.num_params(include_head), (name, overrides)
 
 
 def test_parameter_counts_match_official_crate():
@@ -75,6 +130,17 @@ def test_unknown_name_lists_known_ones():
 def test_unknown_override_is_named():
     with pytest.raises(ValueError, match="embed_dim"):
         create_model("crate_nano_patch8", embed_dim=3)
+
+
+def test_import_cratelib_registers_with_timm_when_timm_is_imported():
+    """`import cratelib` leaves timm (and torchvision) unimported; importing timm later registers."""
+    code = ("import sys, cratelib\n"
+            "assert 'timm' not in sys.modules and 'torchvision' not in sys.modules, 'imported too early'\n"
+            "import timm\n"
+            "m = timm.create_model('crate_mhsa_nano_patch8', img_size=32, num_classes=3, depth=1)\n"
+            "assert isinstance(m, cratelib.CRATE) and m.config.attn == 'mhsa'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
 
 
 def test_timm_create_model_knows_the_names():

@@ -4,8 +4,10 @@ import json
 import pytest
 import torch
 
+from cratelib.models import CRATEConfig
+from cratelib.models.registry import model_config
 from cratelib.train import load_config, train
-from cratelib.train.zoo import HELD_OUT_SEED, export_run, load_zoo_model, zoo_record
+from cratelib.train.zoo import HELD_OUT_SEED, ZOO_DIR, export_run, load_zoo_model, zoo_names, zoo_record
 
 
 def test_export_and_load_round_trip(tmp_path, monkeypatch):
@@ -36,3 +38,18 @@ def test_export_and_load_round_trip(tmp_path, monkeypatch):
         load_zoo_model("tiny", epoch=7, zoo_dir=zoo_dir)
     with pytest.raises(FileNotFoundError, match="train-zoo"):
         zoo_record("nothing", zoo_dir)
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_shipped_checkpoints_are_the_architecture_their_presets_build(name):
+    """The registry's size tables may change; the zoo presets must still build the shipped models."""
+    cfg = load_config(f"zoo-{name}")
+    built = model_config(cfg.model, img_size=cfg.img_size, num_classes=cfg.num_classes, **cfg.model_args)
+    shipped = torch.load(ZOO_DIR / f"{name}.pt", map_location="meta", weights_only=True)
+    assert CRATEConfig.from_dict(shipped["config"]) == built
+    assert built.num_params() == zoo_record(name)["params"] == sum(t.numel() for t in shipped["model"].values())
+
+
+def test_the_zoo_compares_crate_and_vit_at_equal_width_on_purpose():
+    sizes = {n: {k: load_config(f"zoo-{n}").model_args[k] for k in ("dim", "num_heads", "depth")} for n in zoo_names()}
+    assert "vit" in sizes and all(s == {"dim": 96, "num_heads": 4, "depth": 6} for s in sizes.values()), sizes

@@ -108,7 +108,8 @@ def load_model(spec: str, img_size: int | None = None, seed: int = 0) -> tuple[t
     """A model from a checkpoint path or a registered name, and an identity for caches.
 
     Args:
-        spec: path to a cratelib checkpoint, a cratelib model name (random
+        spec: path to a cratelib checkpoint (e.g. the shipped
+            ``data/checkpoints/crate.pt``), a cratelib model name (random
             weights from ``seed``), a timm model name (random weights; no
             download), or ``timm:<name>`` for timm's pretrained weights
             (downloaded by timm, e.g. ``timm:vit_small_patch8_224.dino``).

@@ -71,6 +71,23 @@ class CRATEConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def num_params(self, include_head: bool = True) -> int:
+        """Parameters of ``CRATE(self)``, counted from the config without building the model
+        (equals :meth:`CRATE.num_params`)."""
+        d, inner = self.dim, self.num_heads * (self.head_dim or self.dim // self.num_heads)
+        patch_dim = self.in_chans * self.patch_size**2
+        norm = 2 * d  # a LayerNorm on d features: weight and bias
+        embed = patch_dim * d + d + (2 * patch_dim + norm if self.patch_norm else 0)
+        tokens = 1 + (self.img_size // self.patch_size) ** 2  # CLS + patch positions
+        if self.attn == "mssa":  # U^T without bias, output projection with bias
+            attn = d * inner + inner * d + d
+        else:  # q, k, v, output projection
+            attn = 3 * d * inner + (3 * inner if self.qkv_bias else 0) + inner * d + d
+        hidden = int(d * self.mlp_ratio)
+        mlp = 2 * d * hidden + hidden + d if self.mlp == "mlp" else d * d  # ISTA: the dictionary D
+        head = self.num_classes * d + self.num_classes if include_head and self.num_classes > 0 else 0
+        return embed + d + tokens * d + self.depth * (2 * norm + attn + mlp) + norm + head
+
 
 def resample_pos_embed(pos: torch.Tensor, new_grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
     """Bicubically resample learned positional embeddings to another patch grid.

@@ -12,22 +12,48 @@ crate_mhsa MHSA + ISTA (MSSA replaced by MHSA)       Table 2 "CRATE-MHSA"
 crate_sth  MSSA + soft-threshold ISTA (no ReLU)      Fig. 13 "CRATE-sth"
 ========== ========================================= =====================
 
-Sizes (d / K heads / L layers) are the official CRATE ones - tiny 384/6/12, small 576/12/12,
-base 768/12/12, large 1024/16/24 - plus ``nano`` 192/6/6 for CPU-scale experiments.
-After ``import cratelib`` every name also works in ``timm.create_model``.
+Each family has its size table (d / K heads / L layers; the MLP of a ViT is 4d wide):
+
+========== ============= ============= ============= ============== ===============
+table      nano          tiny          small         base           large
+========== ============= ============= ============= ============== ===============
+CRATE      192 / 6 / 6   384 / 6 / 12  576 / 12 / 12 768 / 12 / 12  1024 / 16 / 24
+ViT        192 / 6 / 6   192 / 3 / 12  384 / 6 / 12  768 / 12 / 12  1024 / 16 / 24
+========== ============= ============= ============= ============== ===============
+
+The CRATE sizes are the official CRATE ones (``Ma-Lab-Berkeley/CRATE``, ``model/crate.py``) and
+hold for the three ablations too; the ViT sizes are the official code's ViT baselines
+(``model/vit.py``), which are timm's and DeiT's, so ``vit_small_patch8`` is the same
+architecture as timm's ``vit_small_patch8_224``, with the same parameter count (two details do
+not change the count: PyTorch's LayerNorm eps 1e-5 where timm uses 1e-6, and a linear patch
+projection over ``(p1 p2 c)``-ordered pixels where timm convolves). ``nano`` is no paper size: it
+is the book's CPU-scale model, the same in both tables. After ``import cratelib`` every name also works in
+``timm.create_model``.
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from typing import Callable
 
 from cratelib.models.crate import CRATE, CRATEConfig
 
-__all__ = ["create_model", "list_models", "register_model", "SIZES", "FAMILIES"]
+__all__ = ["create_model", "model_config", "list_models", "register_model", "CRATE_SIZES", "VIT_SIZES", "SIZES",
+           "FAMILIES"]
 
-SIZES: dict[str, dict] = {
-    "nano": dict(dim=192, num_heads=6, depth=6),
+_NANO = dict(dim=192, num_heads=6, depth=6)  # the book's CPU size, not a paper size
+CRATE_SIZES: dict[str, dict] = {
+    "nano": _NANO,
     "tiny": dict(dim=384, num_heads=6, depth=12),
     "small": dict(dim=576, num_heads=12, depth=12),
+    "base": dict(dim=768, num_heads=12, depth=12),
+    "large": dict(dim=1024, num_heads=16, depth=24),
+}
+VIT_SIZES: dict[str, dict] = {
+    "nano": _NANO,
+    "tiny": dict(dim=192, num_heads=3, depth=12),
+    "small": dict(dim=384, num_heads=6, depth=12),
     "base": dict(dim=768, num_heads=12, depth=12),
     "large": dict(dim=1024, num_heads=16, depth=24),
 }
@@ -38,9 +64,11 @@ FAMILIES: dict[str, dict] = {
     "crate_mhsa": dict(attn="mhsa", mlp="ista"),
     "crate_sth": dict(attn="mssa", mlp="ista_sth"),
 }
+SIZES: dict[str, dict[str, dict]] = {family: VIT_SIZES if family == "vit" else CRATE_SIZES for family in FAMILIES}
 PATCH_SIZES = (8, 16)
 
 _REGISTRY: dict[str, Callable[..., CRATE]] = {}
+_CONFIGS: dict[str, dict] = {}
 # Arguments timm.create_model passes to every entry point; they carry no architecture.
 _TIMM_ARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
 
@@ -56,17 +84,17 @@ def register_model(name: str, config: dict) -> Callable[..., CRATE]:
             )
         for key in _TIMM_ARGS:
             overrides.pop(key, None)
-        return CRATE(CRATEConfig.from_dict({**config, **overrides}))
+        return CRATE(model_config(name, **overrides))
 
     entry.__name__ = entry.__qualname__ = name
     entry.__module__ = __name__
     entry.__doc__ = f"{name}: {config}"
-    _REGISTRY[name] = entry
+    _REGISTRY[name], _CONFIGS[name] = entry, dict(config)
     return entry
 
 
 for _family, _blocks in FAMILIES.items():
-    for _size, _dims in SIZES.items():
+    for _size, _dims in SIZES[_family].items():
         for _patch in PATCH_SIZES:
             register_model(f"{_family}_{_size}_patch{_patch}", {**_blocks, **_dims, "patch_size": _patch})
 
@@ -76,6 +104,13 @@ def list_models(pattern: str = "*") -> list[str]:
     from fnmatch import fnmatch
 
     return sorted(n for n in _REGISTRY if fnmatch(n, pattern))
+
+
+def model_config(name: str, **overrides) -> CRATEConfig:
+    """The :class:`CRATEConfig` of a registered model, with ``overrides``; builds nothing."""
+    if name not in _CONFIGS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return CRATEConfig.from_dict({**_CONFIGS[name], **overrides})
 
 
 def create_model(name: str, **overrides) -> CRATE:
@@ -89,12 +124,9 @@ def create_model(name: str, **overrides) -> CRATE:
 
 
 def _register_with_timm() -> None:
-    """Make every name available to ``timm.create_model`` (no-op if timm is absent)."""
-    try:
-        from timm.models import register_model as timm_register
-    except ImportError:  # pragma: no cover - timm is a dependency, but the core needs only torch
-        return
+    """Make every name available to ``timm.create_model``."""
     from timm.models import is_model
+    from timm.models import register_model as timm_register
 
     public = list(__all__)
     for name, fn in _REGISTRY.items():
@@ -103,4 +135,32 @@ def _register_with_timm() -> None:
     __all__[:] = public  # timm appends every registered name to this module's __all__
 
 
-_register_with_timm()
+class _RegisterAfterTimmImport(importlib.abc.MetaPathFinder):
+    """Import hook: lets timm's first import run, then registers every name with it.
+
+    Importing timm takes seconds (it imports torchvision and ``torch._dynamo``), twice as long as
+    torch; this keeps ``import cratelib`` (and ``python -m cratelib info``) free of it, while
+    ``import cratelib; import timm; timm.create_model("crate_tiny_patch8")`` still works.
+    """
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "timm":
+            return None
+        sys.meta_path.remove(self)  # one use; also keeps find_spec below from finding this hook
+        spec = importlib.util.find_spec("timm")
+        if spec is None or spec.loader is None:  # timm not installed: the usual ImportError
+            return spec
+        exec_timm = spec.loader.exec_module
+
+        def exec_then_register(module) -> None:
+            exec_timm(module)
+            _register_with_timm()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "timm" in sys.modules:
+    _register_with_timm()
+else:
+    sys.meta_path.insert(0, _RegisterAfterTimmImport())

@@ -1,8 +1,11 @@
 """The checkpoint zoo shipped in ``data/checkpoints`` for the CPU build of the book.
 
 Every ``zoo-<name>.yaml`` preset is one model trained by :func:`cratelib.train.train` on the
-embedded data: CRATE, the ViT baseline of the same size, the ablations (CRATE-MLP, CRATE-MHSA,
-CRATE-sth), with epoch snapshots of the CRATE run (Fig. 10). For each, ``data/checkpoints`` holds
+embedded data: CRATE, the ViT baseline, the ablations (CRATE-MLP, CRATE-MHSA, CRATE-sth), with
+epoch snapshots of the CRATE run (Fig. 10). All share the recipe and the size (96 wide, 4 heads,
+6 layers, at 64 px): CRATE and the ViT are compared at equal width on purpose, so that only the
+blocks differ, not at the official tables' sizes (where CRATE-S is 576 wide and ViT-S 384).
+For each, ``data/checkpoints`` holds
 
 * ``<name>.pt`` - a model-only checkpoint (float16 weights, config) for :func:`load_zoo_model`;
 * ``<name>.json`` - its record: the training config, the exact command that made it, the

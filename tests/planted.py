@@ -1,4 +1,5 @@
-"""Planted patch features: a known answer for MaskCut, PCA and their benchmarks.
+"""Planted patch features: a known answer for MaskCut, PCA and their benchmarks (a test fixture;
+``bench/maskcut.py`` imports it too).
 
 Each patch of an ``h x w`` grid gets the feature ``c_r + sigma * noise``,
 where ``c_r`` is the random unit centre of the region ``r`` the patch lies in
