@@ -220,8 +220,9 @@ def _run(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - start, 2), **result,
     }
     atomic_write_json(out / "metrics.json", metrics)
+    n = len(result["figures"])
     print(f"{args.task}: {len(samples)} images at {img_size} px ({grid}x{grid} patches); "
-          f"wrote {out / 'metrics.json'} ({len(result['figures'])} figures, "
+          f"wrote {out / 'metrics.json'} ({n} figure{'s' * (n != 1)}, "
           f"features {'from cache' if hit else 'computed'})")
     return 0
 

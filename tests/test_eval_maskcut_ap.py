@@ -7,34 +7,24 @@ import pytest
 import torch
 
 from cratelib import create_model
-from cratelib.eval.maskcut import choose_foreground, explain_cut, upsample_mask
+from cratelib.eval.maskcut import choose_foreground, explain_cut
 from cratelib.eval.maskcut_eval import METRIC_COLUMNS, layerwise_maskcut, maskcut_ap, object_hits
 from cratelib.eval.ncut import solver_for, time_solvers
 from cratelib.eval.sources import Sample, embedded_coco, gt_masks
-from planted import planted_patch_features
+from planted import SQUARE_BOX, SQUARE_GRID, planted_patch_features, square_images, square_mask
 
-GRID = (8, 8)
-BOX = (2, 6, 1, 5)  # rows 2-5, columns 1-4 of the 8x8 grid
+GRID, BOX = SQUARE_GRID, SQUARE_BOX
 
 
-def _patch_mask(box=BOX, grid=GRID):
-    m = np.zeros(grid, dtype=bool)
-    m[box[0]:box[1], box[2]:box[3]] = True
-    return m
+def _patch_mask():
+    return square_mask().numpy()
 
 
 def toy_set(coco_gt, num=2, size=64):
     """Images with one bright square on a dark background, features planted on the same square,
     and the COCO ground truth of the squares."""
-    samples, feats = [], []
-    pixels = upsample_mask(_patch_mask(), (size, size))
-    for i in range(num):
-        image = np.full((size, size, 3), 30, dtype=np.uint8)
-        image[pixels] = 220
-        samples.append(Sample(image, i + 1, f"toy{i}"))
-        feats.append(planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)[0])
-    gt = coco_gt({i + 1: [(pixels, 5)] for i in range(num)}, categories={5: "square"})
-    return torch.stack(feats), samples, gt
+    feats, samples, pixels = square_images(num, size)
+    return feats, samples, coco_gt({i + 1: [(pixels, 5)] for i in range(num)}, categories={5: "square"})
 
 
 def test_explain_cut_makes_the_decisions_of_choose_foreground():

@@ -5,8 +5,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -19,12 +17,6 @@ from cratelib.info import param_breakdown  # noqa: E402
 from cratelib.models.registry import FAMILIES  # noqa: E402
 from cratelib.train.config import load_config  # noqa: E402
 from cratelib.train.zoo import shipped, zoo_architecture, zoo_names  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_variants_match_the_zoo_presets_and_table2():

@@ -5,37 +5,15 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 from cratelib.eval.maskcut import maskcut, upsample_mask  # noqa: E402
 from cratelib.eval.maskcut_eval import METRIC_COLUMNS  # noqa: E402
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT  # noqa: E402
-from cratelib.eval.sources import Sample  # noqa: E402
-from planted import planted_patch_features  # noqa: E402
 from cratelib.figures import maskcut as mc  # noqa: E402
+from planted import SQUARE_GRID, square_images, square_mask  # noqa: E402
 
-GRID = (8, 8)
-BOX = (2, 6, 1, 5)  # rows 2-5, columns 1-4 of the 8x8 grid
-
-
-def _patch_mask(box=BOX, grid=GRID):
-    m = np.zeros(grid, dtype=bool)
-    m[box[0]:box[1], box[2]:box[3]] = True
-    return m
-
-
-def _toy_set(num=2, size=64):
-    """Images with one bright square on a dark background and features planted on the same square."""
-    samples, feats = [], []
-    pixels = upsample_mask(_patch_mask(), (size, size))
-    for i in range(num):
-        image = np.full((size, size, 3), 30, dtype=np.uint8)
-        image[pixels] = 220
-        samples.append(Sample(image, i + 1, f"toy{i}"))
-        feats.append(planted_patch_features(GRID, 32, (BOX,), 0.3, seed=i)[0])
-    return torch.stack(feats), samples
+GRID = SQUARE_GRID
 
 
 def test_table1_rows_put_the_paper_beside_ours():
@@ -52,10 +30,10 @@ def test_table1_rows_put_the_paper_beside_ours():
 
 
 def test_figures_have_one_panel_per_step():
-    feats, samples = _toy_set(num=2)
+    feats, samples, _ = square_images(num=2)
     result = maskcut(feats[0], GRID, 3, solver="dense")
     image = samples[0].image
-    truth = [upsample_mask(_patch_mask(), image.shape[:2])]
+    truth = [upsample_mask(square_mask().numpy(), image.shape[:2])]
     fig = mc.plot_cuts(image, result, truths=truth)
     assert len(fig.axes) == 12
     plt.close(fig)

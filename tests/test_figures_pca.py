@@ -4,22 +4,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-import numpy as np
-import pytest  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cratelib import create_model  # noqa: E402
 from cratelib.eval.extract import layer_features  # noqa: E402
 from cratelib.eval.pca import pca_by_group, pca_grey_rgb  # noqa: E402
 from cratelib.figures import pca_maps as pm  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_pca_figures_have_a_panel_per_layer_and_image():

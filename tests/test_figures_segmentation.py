@@ -4,19 +4,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-import numpy as np
-import pytest  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cratelib.figures import segmentation as sg  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def square_labels(size=32, lo=8, hi=24, cls=3):

@@ -3,19 +3,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-import numpy as np
-import pytest
-
-from cratelib.eval.reference import TABLE3_PARAMS_M, TABLE3_TRANSFER
-from cratelib.figures import transfer
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+from cratelib.eval.reference import TABLE3_PARAMS_M, TABLE3_TRANSFER  # noqa: E402
+from cratelib.figures import transfer  # noqa: E402
 
 
 def test_table3_rows_hold_the_paper_numbers_then_ours():
