@@ -81,6 +81,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--num-images", type=int, default=8, help="first N images of the data (default 8)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights (model names only)")
     p.add_argument("--threshold", type=float, default=0.6, help="P of the map thresholds (paper 0.6)")
     p.add_argument("--mode", choices=("top-entries", "mass"), default="top-entries",
@@ -122,7 +123,7 @@ def _save(fig, path: Path) -> str:
 
 def _attention(args, model, samples, layer, img_size, cache, out: Path) -> dict:
     maps = layer_maps(model, [s.image for s in samples], [layer], img_size, args.scale, args.device, cache,
-                      progress=True)[0]
+                      progress=True, batch_size=args.batch_size)[0]
     k = min(len(samples), MAX_FIGURES)
     fig = plot_images_heads([s.image for s in samples[:k]], maps[:k], mass=args.threshold,
                             row_labels=[s.name for s in samples[:k]],
@@ -133,7 +134,7 @@ def _attention(args, model, samples, layer, img_size, cache, out: Path) -> dict:
 
 def _pca(args, model, samples, layer, img_size, cache, out: Path) -> dict:
     feats, grid = layer_features(model, [s.image for s in samples], [layer], img_size, args.device, cache,
-                                 progress=True)
+                                 progress=True, batch_size=args.batch_size)
     rgb, fg = pca_foreground(feats[0], grid)
     grey, rgb4 = pca_grey_rgb(feats[0], grid)
     k = min(len(samples), MAX_FIGURES)
@@ -146,7 +147,7 @@ def _pca(args, model, samples, layer, img_size, cache, out: Path) -> dict:
 
 def _coarse_seg(args, model, samples, img_size, cache, out: Path) -> dict:
     res = layerwise_miou(model, samples, None, img_size, args.threshold, args.mode, args.scale, args.device, cache,
-                         progress=True)
+                         progress=True, batch_size=args.batch_size)
     fig = plot_layerwise({"eq. 14 mIoU": res.miou, "fg/bg mIoU": res.fg_miou}, "mIoU",
                          title=f"coarse segmentation ({args.mode}, P={args.threshold})")
     return {
@@ -160,7 +161,7 @@ def _coarse_seg(args, model, samples, img_size, cache, out: Path) -> dict:
 
 def _maskcut(args, model, samples, layer, img_size, cache, gt: Path | None, out: Path) -> dict:
     result = layerwise_maskcut(model, samples, gt, [layer], img_size, args.crf, args.solver, args.tau,
-                               device=args.device, cache=cache, progress=True)[layer]
+                               device=args.device, cache=cache, progress=True, batch_size=args.batch_size)[layer]
     run = result.run
     metrics: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
     if run.detections_crf is not None:

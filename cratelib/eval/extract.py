@@ -251,6 +251,7 @@ def layer_maps(
     device: str | torch.device = "cpu",
     cache: FeatureCache | None = None,
     progress: bool = False,
+    batch_size: int = 8,
 ) -> torch.Tensor:
     """Eq. 10 (CRATE) / eq. 11 (ViT) maps of ``layers`` (default: all): ``(L, J, K, h, w)``.
 
@@ -259,10 +260,11 @@ def layer_maps(
         images: J uint8 ``(H, W, 3)`` images (resized to ``img_size``, ImageNet-normalised).
         img_size: input size (default: the model's own).
         scale: softmax scale (``None``: the model's ``p ** -0.5``; ``1.0``: the equations as printed).
+        device, cache, progress, batch_size: as in :func:`extract`.
     """
     layers = _layers(model, layers)
-    ex = extract(model, images, layers, img_size, what=("attention",), scale=scale, device=device, cache=cache,
-                 progress=progress)
+    ex = extract(model, images, layers, img_size, what=("attention",), batch_size=batch_size, device=device,
+                 scale=scale, progress=progress, cache=cache)
     return torch.stack([ex.attention[l] for l in layers])
 
 
@@ -274,12 +276,15 @@ def layer_features(
     device: str | torch.device = "cpu",
     cache: FeatureCache | None = None,
     progress: bool = False,
+    batch_size: int = 8,
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Patch features of ``layers`` (default: all): ``((L, J, N, D), grid)``.
 
     CRATE: the heads' ``U_k^* z`` concatenated (``D = K p``), so that their inner product is
     the paper's ``M_ij = sum_k <U_k^* z_i, U_k^* z_j>`` (eq. 12, App. B.4); ViT: the keys.
+    ``device, cache, progress, batch_size`` as in :func:`extract`.
     """
     layers = _layers(model, layers)
-    ex = extract(model, images, layers, img_size, what=("features",), device=device, cache=cache, progress=progress)
+    ex = extract(model, images, layers, img_size, what=("features",), batch_size=batch_size, device=device,
+                 progress=progress, cache=cache)
     return torch.stack([ex.features[l] for l in layers]), ex.grid

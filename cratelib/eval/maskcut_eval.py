@@ -248,13 +248,14 @@ def layerwise_maskcut(
     device: str | torch.device = "cpu",
     cache: FeatureCache | None = None,
     progress: bool = False,
+    batch_size: int = 8,
 ) -> dict[int, APResult]:
     """MaskCut's class-agnostic COCO AP with each layer's features (Fig. 6; Table 1 and 2 at the
     last layer): ``layer -> APResult`` for ``layers`` (default: all) at ``img_size`` (default: the
     model's own)."""
     samples = list(samples)
-    ex = extract(model, [s.image for s in samples], layers, img_size, what=("features",), device=device,
-                 cache=cache, progress=progress)
+    ex = extract(model, [s.image for s in samples], layers, img_size, what=("features",), batch_size=batch_size,
+                 device=device, progress=progress, cache=cache)
     return {l: maskcut_ap(f, ex.grid, samples, gt, tau=tau, crf=crf, crf_size=crf_size, solver=solver, device=device,
                           progress=progress)
             for l, f in ex.features.items()}

@@ -142,6 +142,7 @@ def layerwise_miou(
     device: str | torch.device = "cpu",
     cache: FeatureCache | None = None,
     progress: bool = False,
+    batch_size: int = 8,
 ) -> CoarseSegResult:
     """Coarse-segmentation mIoU (eqs. 13-14) of ``layers`` (default: all; Fig. 4b at the last,
     Fig. 6 per layer) over ``samples`` with label maps, at ``img_size`` (default: the model's own).
@@ -149,8 +150,8 @@ def layerwise_miou(
     labels = [s.labels for s in samples]
     if any(lab is None for lab in labels):
         raise ValueError("coarse segmentation needs samples with label maps (VOC data)")
-    ex = extract(model, [s.image for s in samples], layers, img_size, what=("attention",), scale=scale,
-                 device=device, cache=cache, progress=progress)
+    ex = extract(model, [s.image for s in samples], layers, img_size, what=("attention",), batch_size=batch_size,
+                 device=device, scale=scale, progress=progress, cache=cache)
     return coarse_segmentation(ex.attention, labels, p, mode)
 
 
