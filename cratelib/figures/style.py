@@ -53,10 +53,12 @@ def no_ticks(axes) -> None:
 
 def finish(fig, axes, title: str = "", **tight_layout):
     """The common end of a panel figure: no ticks on ``axes``, ``title`` as the figure's title
-    (if any), then ``fig.tight_layout(**tight_layout)``. Returns ``fig``."""
+    (if any, above the panels' own titles), then ``fig.tight_layout(**tight_layout)``. Returns
+    ``fig``."""
     no_ticks(axes)
     if title:
         fig.suptitle(title)
+        tight_layout.setdefault("rect", (0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     fig.tight_layout(**tight_layout)
     return fig
 
