@@ -158,7 +158,7 @@ def throughput_rows(sizes: Sizes, device: torch.device) -> list[dict]:
 def project_colab(sizes: Sizes, device: torch.device, work: Path) -> dict:
     """The ``colab`` preset's wall time, from two epochs of its own loop on ``sizes.colab_images``
     images (the second epoch timed), its validation and its data generation, scaled linearly."""
-    from cratelib.figures.training import training_compute
+    from cratelib.train.cost import training_compute
     from cratelib.train import data_source, evaluate, load_config, train
 
     preset = load_config("colab", list(sizes.preset_overrides))
@@ -187,7 +187,7 @@ def project_colab(sizes: Sizes, device: torch.device, work: Path) -> dict:
 
 def project_paper(sizes: Sizes, device: torch.device) -> dict:
     """One ImageNet-21k epoch of the ``paper`` preset on one GPU, from its step throughput."""
-    from cratelib.figures.training import IMAGENET21K_IMAGES
+    from cratelib.train.cost import IMAGENET21K_IMAGES
     from cratelib.train import load_config
 
     preset = load_config("paper", list(sizes.preset_overrides))
@@ -210,15 +210,16 @@ def time_maskcut(sizes: Sizes, device: torch.device) -> dict:
     from cratelib.eval.maskcut import maskcut
     from cratelib.eval.maskcut_eval import crf_detections
     from cratelib.eval.sources import Sample
-    from cratelib.figures.maskcut import patch_features
+    from cratelib.eval.extract import layer_features
 
     solver = "torch" if device.type == "cuda" else "dense"
     images = list(load_sample("shapes224").images[: sizes.maskcut_images])
     model = cratelib.create_model(sizes.maskcut_model, img_size=sizes.maskcut_img, **dict(sizes.model_args)).eval()
-    patch_features(model, images[:1], sizes.maskcut_img, device=device)  # warm-up
+    layer_features(model, images[:1], [-1], sizes.maskcut_img, device=device)  # warm-up
     _sync(device)
     t0 = time.perf_counter()
-    feats, grid = patch_features(model, images, sizes.maskcut_img, device=device)
+    feats, grid = layer_features(model, images, [-1], sizes.maskcut_img, device=device)
+    feats = feats[0]  # (J, N, D) of the last layer
     _sync(device)
     features_s = (time.perf_counter() - t0) / len(images)
     cut_s, crf_s, masks = [], [], 0

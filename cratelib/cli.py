@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 def _info(args: argparse.Namespace) -> int:
-    from cratelib.info import format_table, info_table
+    from cratelib.info import info_table, info_text
 
-    print(format_table(info_table(args.pattern)))
+    print(info_text(info_table(args.pattern)))
     return 0
 
 
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
     p.set_defaults(func=_train_zoo)
 
-    from cratelib.eval.cli import add_evaluate_parser
+    from cratelib.cli_evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)  # evaluate {attention,pca,coarse-seg,maskcut}
     return parser

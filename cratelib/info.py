@@ -4,7 +4,7 @@ Table 3 of the paper lists CRATE-T 5.74M, CRATE-S 14.12M, CRATE-B 38.83M, ViT-T 
 ViT-B 102.61M without saying which width, patch size or classifier the counts include. For those
 rows :func:`explain` counts every candidate of the same family (any registered width; patch 8 or
 16; no head, an ImageNet-1k head or an ImageNet-21k head) and names the closest, which is the
-honest answer to "why does it differ"; :func:`format_table` adds, for every row the closest
+honest answer to "why does it differ"; :func:`info_text` adds, for every row the closest
 candidate misses by more than half a percent, how far off it is.
 Parameters are counted from the configuration in closed form (:meth:`CRATEConfig.num_params`),
 so nothing is built.
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cratelib.models.registry import FAMILIES, PATCH_SIZES, SIZES, model_config
+import torch
 
-__all__ = ["PAPER_PARAMS", "count_params", "explain", "info_table"]
+from cratelib.models.registry import FAMILIES, PATCH_SIZES, SIZES, create_model, model_config
+
+__all__ = ["PAPER_PARAMS", "count_params", "param_breakdown", "explain", "info_table", "info_text"]
 
 # Table 3 of arXiv 2308.16271, in millions, keyed by (family, size).
 PAPER_PARAMS: dict[tuple[str, str], float] = {
@@ -31,6 +33,32 @@ HEADS = {"no head": 0, "1k head": 1000, "21k head": 21843}
 def count_params(name: str, **overrides) -> int:
     """Number of parameters of ``create_model(name, **overrides)``, counted from its config."""
     return model_config(name, **overrides).num_params()
+
+
+def param_breakdown(name: str, **overrides) -> dict[str, int]:
+    """Parameters of ``create_model(name, **overrides)`` by part, counted on the ``meta`` device.
+
+    Returns:
+        ``attention`` and ``second`` (the MLP or ISTA block) of *one* layer, ``norms`` (the two
+        LayerNorms of one layer), ``layers`` (all layers), ``embedding`` (patches, CLS token,
+        positions), ``head`` (final LayerNorm and classifier) and ``total``.
+    """
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    block = model.blocks[0]
+    return {
+        "attention": count(block.attn),
+        "second": count(block.mlp),
+        "norms": count(block.norm1) + count(block.norm2),
+        "layers": sum(count(b) for b in model.blocks),
+        "embedding": count(model.patch_embed) + model.cls_token.numel() + model.pos_embed.numel(),
+        "head": count(model.norm) + count(model.head),
+        "total": count(model),
+    }
 
 
 @dataclass
@@ -94,7 +122,7 @@ def info_table(pattern: str = "*") -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def info_text(rows: list[dict]) -> str:
     """Plain-text rendering of :func:`info_table`."""
     lines = [f"{'model':<26}{'params (1k head)':>18}{'paper':>9}   closest configuration to the paper's count",
              "-" * 100]

@@ -19,7 +19,7 @@ from torch import nn
 
 from cratelib.models.crate import CRATE
 
-__all__ = ["Trace", "trace", "num_layers"]
+__all__ = ["Trace", "trace", "num_layers", "patch_size"]
 
 
 @dataclass
@@ -86,7 +86,8 @@ def _normalise_layers(model: nn.Module, layers: Sequence[int] | int | None) -> l
     return sorted(set(out))
 
 
-def _patch_size(model: nn.Module) -> int:
+def patch_size(model: nn.Module) -> int:
+    """The patch size of a cratelib model or a timm ViT."""
     if isinstance(model, CRATE):
         return model.patch_size
     ps = model.patch_embed.patch_size
@@ -119,7 +120,7 @@ def trace(model: nn.Module, images: torch.Tensor, layers: Sequence[int] | int | 
         a :class:`Trace`; the model's weights and mode are left unchanged.
     """
     layers = _normalise_layers(model, layers)
-    patch = _patch_size(model)
+    patch = patch_size(model)
     out = Trace(num_prefix=int(getattr(model, "num_prefix_tokens", 1)),
                 grid=(images.shape[-2] // patch, images.shape[-1] // patch))
     stores: dict[int, dict] = {l: {} for l in layers}

@@ -38,3 +38,13 @@ def coco_gt() -> Callable[..., dict]:
     """:func:`coco_instances`: COCO ground truth from object masks."""
     return coco_instances
 
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (matplotlib keeps every pyplot figure open until closed)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

@@ -45,3 +45,33 @@ def planted_patch_features(
     centres = centres / centres.norm(dim=1, keepdim=True)
     noise = torch.randn(h * w, dim, generator=gen) / dim**0.5
     return centres[labels.flatten()] + sigma * noise, labels
+
+
+SQUARE_GRID = (8, 8)
+SQUARE_BOX: Box = (2, 6, 1, 5)  # rows 2-5, columns 1-4 of the 8x8 grid
+
+
+def square_mask(box: Box = SQUARE_BOX, grid: tuple[int, int] = SQUARE_GRID) -> torch.Tensor:
+    """``(h, w)`` bool: the patches of ``box``."""
+    m = torch.zeros(grid, dtype=torch.bool)
+    m[box[0]:box[1], box[2]:box[3]] = True
+    return m
+
+
+def square_images(num: int = 2, size: int = 64) -> tuple[torch.Tensor, list, "np.ndarray"]:
+    """``num`` images of one bright square (the patches of :data:`SQUARE_BOX` on an 8x8 grid of a
+    ``size`` px image) on a dark background, as evaluation samples, with features planted on the
+    same square: ``(features (num, 64, 32), samples, square pixels (size, size) bool)``."""
+    import numpy as np
+
+    from cratelib.eval.maskcut import upsample_mask
+    from cratelib.eval.sources import Sample
+
+    pixels = upsample_mask(square_mask().numpy(), (size, size))
+    samples, feats = [], []
+    for i in range(num):
+        image = np.full((size, size, 3), 30, dtype=np.uint8)
+        image[pixels] = 220
+        samples.append(Sample(image, i + 1, f"toy{i}"))
+        feats.append(planted_patch_features(SQUARE_GRID, 32, (SQUARE_BOX,), 0.3, seed=i)[0])
+    return torch.stack(feats), samples, pixels

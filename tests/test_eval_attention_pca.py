@@ -12,7 +12,8 @@ from cratelib.eval.attention import (
     model_cls_attention,
     upsample_maps,
 )
-from cratelib.eval.pca import concat_heads, foreground_mask, pca_foreground, pca_grey_rgb
+from cratelib.eval.extract import concat_heads
+from cratelib.eval.pca import foreground_mask, pca_foreground, pca_grey_rgb
 
 
 @pytest.fixture(scope="module")

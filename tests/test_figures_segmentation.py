@@ -1,68 +1,19 @@
-"""Helpers of the coarse-segmentation chapter (cratelib.figures.segmentation)."""
+"""Figures of the coarse-segmentation chapter (cratelib.figures.segmentation)."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np
-import pytest
-import torch
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-from cratelib.eval.segmentation import coarse_segmentation
-from cratelib.figures import segmentation as sg
+from cratelib.figures import segmentation as sg  # noqa: E402
 
 
 def square_labels(size=32, lo=8, hi=24, cls=3):
     lab = np.zeros((size, size), np.int64)
     lab[lo:hi, lo:hi] = cls
     return lab
-
-
-def test_layerwise_matches_coarse_segmentation_per_layer():
-    gen = torch.Generator().manual_seed(0)
-    maps = torch.rand(3, 2, 4, 4, 4, generator=gen)  # (L, J, K, h, w)
-    labels = [square_labels(), square_labels(lo=0, hi=16)]
-    res = sg.layerwise(maps, labels, 0.5, "mass")
-    assert sorted(res.miou) == [0, 1, 2]
-    for l in range(3):
-        assert res.miou[l] == coarse_segmentation({0: maps[l]}, labels, 0.5, "mass").miou[0]
-
-
-def test_a_map_on_the_object_reaches_the_ceiling_random_maps_do_not():
-    lab = square_labels()  # object: the central 16x16 of 32x32 = 2x2 of a 4x4 grid, share 1/4
-    on_object = torch.full((1, 1, 4, 4), 0.01)
-    on_object[..., 1:3, 1:3] = 1.0
-    # top-entries with P = 0.25 keeps exactly the 4 object patches: IoU 1 = the ceiling at that P
-    assert sg.layerwise(on_object[None], [lab], 0.25).miou[0] == pytest.approx(1.0)
-    assert sg.top_entries_ceiling([lab], (4, 4), 0.25) == pytest.approx(1.0)
-    # at P = 0.6 the set keeps round(9.6) = 10 patches: ceiling (4/16) / (10/16) = 0.4, reached
-    assert sg.top_entries_ceiling([lab], (4, 4), 0.6) == pytest.approx(0.4)
-    assert sg.layerwise(on_object[None], [lab], 0.6).miou[0] == pytest.approx(0.4)
-    rand = sg.random_maps(50, 2, (4, 4), seed=1)
-    assert rand.shape == (50, 2, 4, 4)
-    torch.testing.assert_close(rand.sum((-2, -1)), torch.ones(50, 2))
-    chance = sg.layerwise(rand[None], [lab] * 50, 0.25).miou[0]
-    assert 0.05 < chance < 0.6
-
-
-def test_top_entries_ceiling_bounds_any_map():
-    gen = torch.Generator().manual_seed(3)
-    labels = [square_labels(lo=4, hi=28), square_labels(lo=12, hi=20)]
-    ceiling = sg.top_entries_ceiling(labels, (8, 8), 0.6)
-    for _ in range(20):
-        maps = torch.rand(1, 2, 3, 8, 8, generator=gen)
-        assert sg.layerwise(maps, labels, 0.6).miou[0] <= ceiling + 1e-9
-
-
-def test_miou_vs_threshold_is_layerwise_at_each_p():
-    gen = torch.Generator().manual_seed(2)
-    maps = torch.rand(2, 3, 4, 4, generator=gen)
-    labels = [square_labels(), square_labels(lo=0, hi=8)]
-    ps = [0.2, 0.6]
-    curve = sg.miou_vs_threshold(maps, labels, ps, "top-entries")
-    assert curve.shape == (2,)
-    for value, p in zip(curve, ps):
-        assert value == pytest.approx(sg.layerwise(maps[None], labels, p).miou[0])
 
 
 def test_plots_draw_every_head():
@@ -72,7 +23,11 @@ def test_plots_draw_every_head():
     maps = torch.rand(2, 3, 4, 4, generator=gen)
     fig = sg.plot_head_masks(images, maps, labels)
     assert len(fig.axes) == 2 * 4
+    assert fig.axes[1].get_title().startswith("head 1,") and fig.axes[3].get_title().startswith("head 3,")
     fig = sg.plot_head_masks(images[0], maps[0], labels[0], 0.4, "mass", title="one")
     assert len(fig.axes) == 4 and fig._suptitle.get_text() == "one"
     fig = sg.plot_threshold_curves([0.2, 0.6], {"a": [0.1, 0.2], "b": [0.3, 0.1]}, mark=0.6)
     assert len(fig.axes[0].get_lines()) == 3  # two curves and the mark
+    fig = sg.plot_bars({"CRATE": 20.0, "ViT": 10.0}, {"CRATE": 23.9}, labels=("ours", "paper, VOC"))
+    assert len(fig.axes[0].patches) == 4
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["ours", "paper, VOC"]

@@ -1,4 +1,4 @@
-"""cratelib.figures.style: the shared figure style, outlines and the one-thread context."""
+"""cratelib.figures.style (the shared figure style, outlines, overlays) and cratelib.eval.threads."""
 from __future__ import annotations
 
 import matplotlib
@@ -10,7 +10,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from cratelib.figures.style import STYLE, contour, single_thread, styled  # noqa: E402
+from cratelib.eval.threads import single_thread  # noqa: E402
+from cratelib.figures.style import STYLE, contour, overlay_masks, styled  # noqa: E402
 
 
 def test_styled_applies_the_style_only_inside():
@@ -62,8 +63,6 @@ def test_finish_removes_ticks_sets_title_and_returns_the_figure():
 
 
 def test_overlay_masks_keeps_colour_slots_of_empty_masks():
-    from cratelib.eval.plots import overlay_masks
-
     fig, ax = plt.subplots()
     a = np.zeros((8, 8), bool)
     a[1:3, 1:3] = True

@@ -86,6 +86,43 @@ def choose_foreground(
     return labels == labels.flat[seed], seed
 
 
+@dataclass
+class CutExplanation:
+    """The decisions of one normalized cut (steps 2-4 of Alg. 4, as :func:`choose_foreground`
+    makes them), kept for display.
+
+    Attributes:
+        positive: ``(h, w)`` bool, ``x > mean(x)``: one side of the bipartition.
+        seed: ``(row, col)`` of ``argmax |x|``, the most confident patch.
+        side: ``(h, w)`` bool, the side holding the seed.
+        corners: how many of the 4 grid corners ``side`` holds.
+        flipped: the corner rule rejected the seed's side and took the other one.
+        rejected: both sides hold too many corners: the cut gives no object.
+        mask: ``(h, w)`` bool, the connected component kept (empty when rejected).
+    """
+
+    positive: np.ndarray
+    seed: tuple[int, int]
+    side: np.ndarray
+    corners: int
+    flipped: bool
+    rejected: bool
+    mask: np.ndarray
+
+
+def explain_cut(x: np.ndarray, corner_limit: int = 3) -> CutExplanation:
+    """Steps 2-4 of Alg. 4 on an ``(h, w)`` normalized-cut vector, with every decision kept."""
+    x = np.asarray(x, dtype=float)
+    h, w = x.shape
+    positive = x > x.mean()
+    seed = int(np.argmax(np.abs(x)))
+    side = positive if positive.flat[seed] else ~positive
+    corners = num_corners(side)
+    chosen = choose_foreground(x.reshape(-1), (h, w), corner_limit)
+    mask = np.zeros((h, w), dtype=bool) if chosen is None else chosen[0]
+    return CutExplanation(positive, divmod(seed, w), side, corners, corners >= corner_limit, chosen is None, mask)
+
+
 def maskcut(
     features: torch.Tensor | np.ndarray,
     grid: tuple[int, int],

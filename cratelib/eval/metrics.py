@@ -9,6 +9,9 @@ Two different "mIoU"s appear in the literature and both are here:
 * :func:`confusion_matrix` / :func:`miou_from_confusion` are the standard
   semantic-segmentation mIoU: one confusion matrix accumulated over the whole
   data set (label 255 ignored), IoU per class, mean over classes.
+
+Beside them, :func:`roc_auc` scores a map without any threshold: the chance
+that a random object patch outscores a random background patch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
 
 IGNORE_INDEX = 255
 
@@ -164,3 +168,28 @@ def nan_mean(values: Sequence[float]) -> float:
     """Mean skipping ``nan`` (e.g. images with no scored class); ``nan`` if all are."""
     arr = np.asarray(values, dtype=np.float64)
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+
+
+def roc_auc(score: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """ROC AUC of ``score`` for ``positive`` along the last axis (Mann-Whitney U; ties share
+    their mean rank): the chance that a random positive entry outscores a random negative one.
+
+    Args:
+        score: ``(..., N)`` scores (e.g. a map's patches).
+        positive: ``(..., N)`` bool, or broadcastable to ``score`` (e.g. one object mask for
+            every head of an image).
+
+    Returns:
+        ``(...)`` float64 AUC in [0, 1] (0.5: the score ignores the label), ``nan`` where all
+        entries are positive or all negative.
+    """
+    s = torch.as_tensor(score).double()
+    pos = torch.as_tensor(positive).bool().expand(s.shape)
+    ranked = s.sort(-1).values
+    lo = torch.searchsorted(ranked, s.contiguous(), right=False)
+    hi = torch.searchsorted(ranked, s.contiguous(), right=True)
+    ranks = (lo + hi + 1).double() / 2  # 1-based mid-ranks: ties share their mean rank
+    n1 = pos.sum(-1).double()
+    n0 = (~pos).sum(-1).double()
+    u = (ranks * pos).sum(-1) - n1 * (n1 + 1) / 2
+    return torch.where((n1 > 0) & (n0 > 0), u / (n1 * n0), torch.full_like(u, float("nan")))

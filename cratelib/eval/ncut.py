@@ -25,12 +25,14 @@ Three solvers give the same vector (up to sign and scale):
 
 ``y`` solves ``L_sym y = lambda y`` iff ``x = D^{-1/2} y`` solves the
 generalised problem, so all three return ``x``.  ``"auto"`` picks
-``"torch"`` for CUDA features and ``"sparse"`` otherwise.
+``"torch"`` for CUDA features and ``"sparse"`` otherwise; :func:`solver_for`
+picks the fastest for a grid size, and :func:`time_solvers` measures them.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import time
+from typing import Literal, Sequence
 
 import numpy as np
 import scipy.linalg
@@ -38,6 +40,8 @@ import scipy.sparse
 import scipy.sparse.linalg
 import torch
 import torch.nn.functional as F
+
+from cratelib.eval.threads import single_thread
 
 Solver = Literal["auto", "dense", "sparse", "torch"]
 SOLVERS = ("auto", "dense", "sparse", "torch")
@@ -189,3 +193,36 @@ def second_eigenvector(
     if solver == "sparse":
         return _sparse_solve(features, tau, eps, binary, x0)
     raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+
+
+def solver_for(grid: tuple[int, int], device: str | torch.device = "cpu", dense_up_to: int = 100) -> Solver:
+    """The fastest solver for a grid: ``"torch"`` (``eigh``) on a CUDA device, else the official
+    dense ``"dense"`` for at most ``dense_up_to`` patches (LAPACK on a 64 x 64 matrix takes well
+    under a millisecond, ARPACK's set-up alone far more) and ``"sparse"`` above it. All three
+    return the same cut."""
+    if torch.device(device).type == "cuda":
+        return "torch"
+    return "dense" if grid[0] * grid[1] <= dense_up_to else "sparse"
+
+
+def time_solvers(features: torch.Tensor, solvers: Sequence[str] = ("dense", "sparse"), repeats: int = 5,
+                 tau: float = 0.15) -> dict[str, float]:
+    """Median wall time (seconds) of one normalized-cut solve of ``(N, D)`` features per solver on
+    one thread, after checking that the solvers agree on the cut (the same bipartition up to
+    sign on at least 95 % of the patches)."""
+    times, cuts = {}, {}
+    for solver in solvers:
+        runs = []
+        with single_thread():
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                x, _ = second_eigenvector(features, tau, solver=solver)
+                runs.append(time.perf_counter() - t0)
+        times[solver] = float(np.median(runs))
+        cuts[solver] = x > x.mean()
+    first = next(iter(cuts.values()))
+    for solver, cut in cuts.items():
+        agree = max((cut == first).mean(), (cut != first).mean())
+        if agree < 0.95:
+            raise RuntimeError(f"solver {solver} disagrees with {solvers[0]} on {1 - agree:.0%} of the patches")
+    return times

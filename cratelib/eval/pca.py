@@ -2,8 +2,8 @@
 
 Features of layer l: CRATE's subspace projections ``U_k^T z_i`` of all K
 heads concatenated, ``z~_i = [U_1^T z_i; ...; U_K^T z_i]`` (``K p`` values);
-for a ViT the keys ``[K_1 z_i; ...; K_K z_i]`` (:func:`concat_heads` of
-``Trace.patch_features``).
+for a ViT the keys ``[K_1 z_i; ...; K_K z_i]``
+(:func:`cratelib.eval.extract.concat_heads` of ``Trace.patch_features``).
 
 Eq. 12 pipeline (:func:`pca_foreground`), over all patches of J images:
 
@@ -25,25 +25,26 @@ largest magnitude is positive (makes results deterministic).
 
 PCA centres the features (the usual PCA of Amir et al. and DINOv2's demo);
 ``center=False`` uses the uncentred second moment ``Z~^T Z~`` as eq. 12 reads.
+
+Measured against a known object: :func:`pca_by_group` (eq. 12 over the images
+of one class at a time, App. B.2), :func:`foreground_ious` and
+:func:`separation_auc`; from a model: :func:`layerwise_pca`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
+import numpy as np
 import torch
+
+from cratelib.eval.attention import upsample_maps
+from cratelib.eval.extract import FeatureCache, layer_features
+from cratelib.eval.metrics import iou, roc_auc
+from cratelib.eval.threads import single_thread
 
 Normalise = Literal["minmax", "maxabs"]
 Foreground = Literal["smaller", "positive", "negative"]
-
-
-def concat_heads(patch_features: torch.Tensor) -> torch.Tensor:
-    """``(B, H, N, p) -> (B, N, H * p)``: the heads' projections side by side."""
-    if patch_features.dim() != 4:
-        raise ValueError(
-            f"expected per-head features (B, H, N, p), got shape {tuple(patch_features.shape)}"
-        )
-    return patch_features.permute(0, 2, 1, 3).flatten(2)
 
 
 def principal_components(
@@ -176,3 +177,91 @@ def pca_grey_rgb(
     rgb = torch.zeros(j * n, 3, dtype=torch.float64)
     rgb[:, : scaled.shape[1] - 1] = scaled[:, 1:]
     return grey, rgb.reshape(j, *grid, 3)
+
+
+def _groups(groups: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray:
+    g = np.zeros(n, np.int64) if groups is None else np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"expected one group id per image ({n}), got shape {g.shape}")
+    return g
+
+
+def pca_by_group(features: torch.Tensor, grid: tuple[int, int], groups: Sequence[int] | None = None,
+                 lam: float = 0.5, normalise: Normalise = "minmax", foreground: Foreground = "smaller",
+                 center: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 12, with one PCA per group of images (App. B.2 takes J images of one class).
+
+    Args:
+        features: ``(J, N, D)`` patch features of one layer.
+        grid: ``(h, w)`` with ``h w = N``.
+        groups: a group id per image (e.g. the class label); ``None``: one PCA over all images.
+        lam, normalise, foreground, center: see :func:`foreground_mask`.
+
+    Returns:
+        ``(rgb (J, h, w, 3), foreground (J, h, w) bool, pc1 (J, h, w))``: the eq. 12 picture, the
+        thresholded first component, and the first component's projection (float64, its sign is
+        the arbitrary one of :func:`principal_components`).
+    """
+    J, N, D = features.shape
+    g = _groups(groups, J)
+    rgb = torch.zeros(J, *grid, 3, dtype=torch.float64)
+    fg = torch.zeros(J, *grid, dtype=torch.bool)
+    pc1 = torch.zeros(J, *grid, dtype=torch.float64)
+    with single_thread():  # small eigenproblems: threads only add synchronisation (costly under load)
+        for group in np.unique(g):
+            idx = torch.from_numpy(np.flatnonzero(g == group))
+            feats = features[idx]
+            rgb[idx], fg[idx] = pca_foreground(feats, grid, lam, normalise, foreground, center)
+            _, proj = principal_components(feats.reshape(len(idx) * N, D), 1, center)
+            pc1[idx] = proj[:, 0].reshape(len(idx), *grid)
+    return rgb, fg, pc1
+
+
+def foreground_ious(foreground: torch.Tensor, truths: Sequence[np.ndarray]) -> np.ndarray:
+    """``(J,)``: IoU of each image's foreground patches (``(J, h, w)`` bool, upsampled by repeating
+    each patch) with its ``(H, W)`` bool object mask."""
+    if len(foreground) != len(truths):
+        raise ValueError(f"{len(foreground)} foreground masks but {len(truths)} true masks")
+    return np.asarray([iou(upsample_maps(f, t.shape).numpy(), t) for f, t in zip(foreground, truths)])
+
+
+def separation_auc(pc1: torch.Tensor, object_fraction: torch.Tensor, groups: Sequence[int] | None = None,
+                   ) -> float:
+    """How well the first component separates object patches from background, folded over sign.
+
+    A patch counts as object when at least half of its pixels are. Per group (the PCA's images),
+    the ROC AUC of the projection for "object" (:func:`cratelib.eval.metrics.roc_auc`), folded to
+    ``max(AUC, 1 - AUC)`` because the sign of a principal direction is arbitrary; the mean over
+    groups weighted by their number of images. 0.5: the component ignores the object; 1: a
+    threshold on it separates object and background exactly.
+
+    Args:
+        pc1: ``(J, h, w)`` projections (:func:`pca_by_group`).
+        object_fraction: ``(J, h, w)`` share of each patch on the object
+            (:func:`cratelib.eval.localisation.object_fraction`).
+        groups: the groups the PCA was computed over (``None``: one).
+    """
+    g = _groups(groups, len(pc1))
+    total, weight = 0.0, 0
+    for group in np.unique(g):
+        idx = torch.from_numpy(np.flatnonzero(g == group))
+        a = float(roc_auc(pc1[idx].flatten(), object_fraction[idx].flatten() >= 0.5))
+        if not np.isnan(a):
+            total += len(idx) * max(a, 1 - a)
+            weight += len(idx)
+    return total / weight if weight else float("nan")
+
+
+def layerwise_pca(
+    model: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    layers: Sequence[int] | None = None,
+    img_size: int | None = None,
+    device: str | torch.device = "cpu",
+    cache: FeatureCache | None = None,
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer (default: all), PC1 grey and PCs 2-4 RGB over all images (Figs. 6, 10):
+    ``l -> (grey (J, h, w), rgb (J, h, w, 3))``, at ``img_size`` (default: the model's own)."""
+    feats, grid = layer_features(model, images, layers, img_size, device=device, cache=cache)
+    keys = list(range(len(feats))) if layers is None else list(layers)
+    return {l: pca_grey_rgb(f, grid) for l, f in zip(keys, feats)}

@@ -12,6 +12,11 @@ Also reported, per layer, the standard data-set mIoU of a two-class
 (background / foreground) prediction: the head-averaged map binarised the
 same way, against ground-truth foreground (any object class), accumulated
 in one confusion matrix with label 255 ignored.
+
+:func:`layerwise_miou` is the driver from a model and images to these scores
+(the chapters, the command line and the tests call it);
+:func:`miou_vs_threshold` and :func:`top_entries_ceiling` say how much the
+binarisation rule, rather than the maps, sets the number.
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import numpy as np
 import torch
 
 from cratelib.eval.attention import upsample_maps
+from cratelib.eval.extract import FeatureCache, extract
 from cratelib.eval.metrics import (
     IGNORE_INDEX,
     best_head_miou,
+    class_masks,
     confusion_matrix,
     nan_mean,
     miou_from_confusion,
 )
+from cratelib.eval.sources import Sample
 from cratelib.eval.threshold import ThresholdMode, threshold_maps
 
 
@@ -86,7 +94,7 @@ def score_image(
 
 
 def coarse_segmentation(
-    attention: dict[int, torch.Tensor],
+    attention: dict[int, torch.Tensor] | torch.Tensor,
     labels: Sequence[np.ndarray],
     p: float = 0.6,
     mode: ThresholdMode = "top-entries",
@@ -95,10 +103,16 @@ def coarse_segmentation(
     """App. B.3 over a data set, for every layer of ``attention``.
 
     Args:
-        attention: ``l -> (J, K, h, w)`` CLS maps (:func:`cratelib.eval.extract.extract`).
+        attention: ``l -> (J, K, h, w)`` CLS maps (:func:`cratelib.eval.extract.extract`), or
+            an ``(L, J, K, h, w)`` stack (:func:`cratelib.eval.extract.layer_maps`), keyed
+            ``0..L-1``.
         labels: J label maps ``(H_j, W_j)`` (VOC convention).
         p, mode, include_background: see :func:`score_image`.
     """
+    if isinstance(attention, torch.Tensor):
+        if attention.dim() != 5:
+            raise ValueError(f"expected a stack of maps (L, J, K, h, w), got shape {tuple(attention.shape)}")
+        attention = {l: attention[l] for l in range(len(attention))}
     result = CoarseSegResult()
     for layer, maps in attention.items():
         if maps.shape[0] != len(labels):
@@ -115,3 +129,51 @@ def coarse_segmentation(
         result.fg_miou[layer] = miou_from_confusion(conf)[0]
         result.best_heads[layer] = counts
     return result
+
+
+def layerwise_miou(
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
+    layers: Sequence[int] | None = None,
+    img_size: int | None = None,
+    p: float = 0.6,
+    mode: ThresholdMode = "top-entries",
+    scale: float | None = None,
+    device: str | torch.device = "cpu",
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+    batch_size: int = 8,
+) -> CoarseSegResult:
+    """Coarse-segmentation mIoU (eqs. 13-14) of ``layers`` (default: all; Fig. 4b at the last,
+    Fig. 6 per layer) over ``samples`` with label maps, at ``img_size`` (default: the model's own).
+    """
+    labels = [s.labels for s in samples]
+    if any(lab is None for lab in labels):
+        raise ValueError("coarse segmentation needs samples with label maps (VOC data)")
+    ex = extract(model, [s.image for s in samples], layers, img_size, what=("attention",), batch_size=batch_size,
+                 device=device, scale=scale, progress=progress, cache=cache)
+    return coarse_segmentation(ex.attention, labels, p, mode)
+
+
+def miou_vs_threshold(maps: torch.Tensor, labels: Sequence[np.ndarray], ps: Sequence[float],
+                      mode: ThresholdMode = "top-entries") -> np.ndarray:
+    """``(len(ps),)``: eq. 14 (mean over images) of one layer's ``(J, K, h, w)`` maps at each P."""
+    return np.asarray([coarse_segmentation({0: maps}, labels, p, mode).miou[0] for p in ps])
+
+
+def top_entries_ceiling(labels: Sequence[np.ndarray], grid: tuple[int, int], p: float = 0.6) -> float:
+    """The highest eq. 14 score (mean over images) that sets of the top-entries rule's size allow.
+
+    The rule keeps ``round(p N)`` of the ``N`` patches, a share ``a`` of the image whatever the map.
+    A set of share ``a`` and a class mask of share ``s`` have at most ``min(a, s)`` in common and
+    at least ``max(a, s)`` in their union, so eq. 13 is at most ``min(a, s) / max(a, s)``; eq. 14
+    averages that over the image's classes. For label maps without ignored pixels (the embedded
+    data); VOC's ignored borders make it approximate.
+    """
+    n = grid[0] * grid[1]
+    a = round(p * n) / n
+    scores = []
+    for lab in labels:
+        shares = [float(m.mean()) for m in class_masks(np.asarray(lab)).values()]
+        scores.append(nan_mean([min(a, s) / max(a, s) for s in shares]))
+    return nan_mean(scores)

@@ -9,7 +9,11 @@ Thin adapters over :mod:`cratelib.data`'s loaders:
 * ``folder``: every image file of a directory, no ground truth;
 * ``embedded``: cratelib's synthetic shapes written in both layouts, read by
   the same two loaders as the real data: the shipped 8-image, 224 px sample
-  (``shapes224``), or a larger synthetic val set exported once on demand.
+  (``shapes224``), or a larger synthetic val set exported once on demand
+  (:func:`embedded_root`, :func:`embedded_coco`);
+* any :class:`cratelib.data.SyntheticData` (e.g. the held-out test images of
+  the zoo) as samples with label maps and a COCO export
+  (:func:`held_out_samples`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cratelib.data import COCODetection, SyntheticConfig, VOCSegmentation, export_coco, export_voc
+from cratelib.data import COCODetection, SyntheticConfig, SyntheticData, VOCSegmentation, export_coco, export_voc
 from cratelib.data import load_or_generate, sample_dir
 from cratelib.data.sample import SAMPLE_CONFIGS
-from cratelib.io import atomic_write_text
+from cratelib.eval.coco_eval import class_agnostic_coco
+from cratelib.io import atomic_write_text, cache_home
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 EMBEDDED_SAMPLE = "shapes224"
@@ -83,21 +88,55 @@ def folder_samples(root: str | Path, limit: int | None = None) -> list[Sample]:
     return out
 
 
-def embedded_root(num_images: int, cache_dir: str | Path) -> Path:
+def embedded_root(num_images: int, cache_dir: str | Path | None = None) -> Path:
     """Folder with ``VOC2012/``, ``val2017/`` and ``annotations/`` of the embedded data.
 
     Up to 8 images: the shipped ``shapes224`` sample.  More: a synthetic val
     set of ``num_images`` 224 px images with 1-3 objects, exported once into
-    ``cache_dir`` (the folder name carries the data's cache key; a marker file
-    written last tells a finished export).
+    ``cache_dir`` (default: ``cache_home("eval", "data")``, the folder the
+    ``evaluate`` command uses; the folder name carries the data's cache key; a
+    marker file written last tells a finished export).
     """
     if num_images <= SAMPLE_CONFIGS[EMBEDDED_SAMPLE].num_images:
         return sample_dir(EMBEDDED_SAMPLE)
     config = SyntheticConfig(num_images, image_size=224, min_objects=1, max_objects=3, split="val")
-    root = Path(cache_dir) / f"embedded-{config.cache_key()}"
+    root = Path(cache_dir or cache_home("eval", "data")) / f"embedded-{config.cache_key()}"
     if not (root / "COMPLETE").exists():
         data = load_or_generate(config)
         export_voc(data, root / "VOC2012", image_set="val")
         export_coco(data, root, split="val2017")
         atomic_write_text(root / "COMPLETE", config.to_json())
     return root
+
+
+def embedded_coco(num_images: int, cache_dir: str | Path | None = None) -> tuple[list[Sample], Path]:
+    """The embedded data in COCO format (:func:`embedded_root`): ``num_images`` samples with 1-3
+    objects each and the path of their instances JSON."""
+    return coco_samples(embedded_root(num_images, cache_dir), "val2017", num_images)
+
+
+def gt_masks(gt: str | Path | dict, image_id: int) -> list[np.ndarray]:
+    """The ground-truth object masks ``(H, W)`` bool of one image of a COCO instances file."""
+    coco = class_agnostic_coco(gt)
+    return [coco.annToMask(a).astype(bool) for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
+
+
+def held_out_samples(data: SyntheticData, folder: str | Path) -> tuple[list[Sample], Path]:
+    """The images of ``data`` as evaluation samples, and their COCO instances JSON.
+
+    Sample ``i`` has COCO id ``i + 1`` (the id :func:`cratelib.data.export_coco` gives image
+    ``i``) and the semantic map as its label map (0 background, ``class + 1`` on the object), so
+    the same list serves eq. 14 (:func:`cratelib.eval.segmentation.layerwise_miou`) and MaskCut's
+    AP (:func:`cratelib.eval.maskcut_eval.layerwise_maskcut`).
+
+    Args:
+        data: e.g. the held-out test set of the zoo.
+        folder: where the COCO export (images and ``annotations/``) is written.
+
+    Returns:
+        ``(samples, path of the instances JSON)``.
+    """
+    gt = export_coco(data, folder, split="val2017", image_format="png")
+    samples = [Sample(image, i + 1, f"{i + 1:06d}", sem.astype(np.int64))
+               for i, (image, sem) in enumerate(zip(data.images, data.semantic))]
+    return samples, gt

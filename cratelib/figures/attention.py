@@ -1,26 +1,13 @@
-"""Figures and measurements of the attention-map chapter (book chapter 7; the paper's Figs. 1,
-8, 14).
+"""Figures of CLS attention maps (book chapters 7, 11 and 12; the paper's Figs. 1, 7, 8, 11-14).
 
-The maps themselves come from :mod:`cratelib.eval` (eqs. 10-11: :func:`~cratelib.eval.cls_attention`
-through :func:`~cratelib.eval.extract`; DINO's mass threshold: :func:`~cratelib.eval.mass_mask`).
-This module arranges them:
+The maps come from :func:`cratelib.eval.extract.layer_maps` (eqs. 10-11) and DINO's mass sets
+from :func:`cratelib.eval.threshold.mass_mask`; the measures drawn beside them are in
+:mod:`cratelib.eval.localisation`. Heads and layers are numbered from 1.
 
-* :func:`layer_maps` - every layer's CLS maps of a batch of uint8 images, as one tensor;
 * :func:`plot_layers_heads` - one image, a grid of layers x heads;
 * :func:`plot_images_heads` - several images, one layer, every head;
 * :func:`plot_map_detail` - one image, one map, its DINO mass set (the widget's figure);
-* :func:`plot_dino_display` - several images, one map each, shown DINO's way (Fig. 1);
-* :func:`best_head_ious`, :func:`uniform_ious`, :func:`random_map_ious` - the chapter's
-  quantitative check: IoU of the mass-thresholded best head with the true object mask, and what a
-  map that prefers no patch, or random maps with the same choice of heads, score;
-* :func:`brightness_maps` - a fixed, unlearned saliency map (each patch's mean brightness) to
-  measure the same way;
-* :func:`object_fraction`, :func:`patch_kinds`, :func:`attention_on` - how much of a map's
-  attention falls on the object, its outline or its interior (or any set of patches), without
-  thresholding.
-
-Single-image figures of all heads are :func:`cratelib.eval.plots.plot_head_maps`; curves over
-layers are :func:`cratelib.eval.plots.plot_layerwise`.
+* :func:`plot_dino_display` - several images, one map each, shown DINO's way (Fig. 1).
 """
 from __future__ import annotations
 
@@ -31,41 +18,11 @@ import numpy as np
 import torch
 
 from cratelib.eval.attention import upsample_maps
-from cratelib.eval.extract import extract
-from cratelib.eval.metrics import best_head_iou, iou
+from cratelib.eval.metrics import iou
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
 
-__all__ = [
-    "layer_maps",
-    "plot_layers_heads",
-    "plot_images_heads",
-    "plot_map_detail",
-    "plot_dino_display",
-    "best_head_ious",
-    "uniform_ious",
-    "random_map_ious",
-    "brightness_maps",
-    "object_fraction",
-    "patch_kinds",
-    "attention_on",
-]
-
-
-def layer_maps(model: torch.nn.Module, images: Sequence[np.ndarray], img_size: int | None = None,
-               scale: float | None = None) -> torch.Tensor:
-    """Eq. 10 (CRATE) / eq. 11 (ViT) maps of every layer: ``(L, J, K, h, w)``.
-
-    Args:
-        model: a cratelib model (any family).
-        images: J uint8 ``(H, W, 3)`` images (resized to ``img_size``, ImageNet-normalised).
-        img_size: input size (default: the model's training size).
-        scale: softmax scale (``None``: the model's ``p ** -0.5``; ``1.0``: the equations as printed).
-    """
-    depth = len(model.blocks)
-    size = img_size or model.config.img_size
-    ex = extract(model, list(images), list(range(depth)), size, what=("attention",), scale=scale)
-    return torch.stack([ex.attention[l] for l in range(depth)])
+__all__ = ["plot_layers_heads", "plot_images_heads", "plot_map_detail", "plot_dino_display"]
 
 
 @styled
@@ -179,91 +136,3 @@ def plot_dino_display(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
             contour(axes[0, j], truths[j], "white")
             axes[1, j].set_xlabel(f"IoU {iou(keep, truths[j]):.2f}", fontsize=8)
     return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.4)
-
-
-def best_head_ious(maps: torch.Tensor, truths: Sequence[np.ndarray], mass: float = 0.6
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per image, the IoU of the best head's DINO mass set with the true object mask (eq. 13
-    with the mass threshold), and which head that is.
-
-    Args:
-        maps: ``(J, K, h, w)`` maps of one layer.
-        truths: J ``(H, W)`` bool object masks.
-        mass: attention mass kept (DINO: 0.6).
-
-    Returns:
-        ``(ious (J,), heads (J,))``.
-    """
-    sets = mass_mask(maps, mass)
-    ious, heads = [], []
-    for j, truth in enumerate(truths):
-        masks = upsample_maps(sets[j], truth.shape).numpy()
-        value, k = best_head_iou(masks, truth)
-        ious.append(value)
-        heads.append(k)
-    return np.asarray(ious), np.asarray(heads)
-
-
-def uniform_ious(truths: Sequence[np.ndarray]) -> np.ndarray:
-    """What a map that prefers no patch scores: all patches are equal, so no proper subset of
-    them is singled out, and the honest binarisation is the whole image. Its IoU with the object
-    is the object's share of the image."""
-    return np.asarray([float(np.asarray(t, bool).mean()) for t in truths])
-
-
-def random_map_ious(truths: Sequence[np.ndarray], grid: tuple[int, int], heads: int, mass: float = 0.6,
-                    seed: int = 0) -> np.ndarray:
-    """Chance level of :func:`best_head_ious`: ``heads`` random maps per image (softmax of
-    standard normal logits over the patches), the best one's IoU. It has the same freedom to pick
-    a head as the trained model, so it is the fair baseline for "best head"."""
-    gen = torch.Generator().manual_seed(seed)
-    maps = torch.randn(len(truths), heads, *grid, generator=gen).flatten(-2).softmax(-1).unflatten(-1, grid)
-    return best_head_ious(maps, truths, mass)[0]
-
-
-def brightness_maps(images: Sequence[np.ndarray], patch_size: int = 8) -> torch.Tensor:
-    """``(J, 1, h, w)``: each patch's mean brightness (0-1), normalised to sum to one per image.
-
-    A saliency map that nothing learned: on data where objects are lighter than the background it
-    already points at them, so it tells how much of a model's localisation the data give away."""
-    x = torch.from_numpy(np.stack(images)).float().mean(-1) / 255  # (J, H, W)
-    maps = torch.nn.functional.avg_pool2d(x[:, None], patch_size)  # (J, 1, h, w)
-    return maps / maps.sum((-2, -1), keepdim=True)
-
-
-def object_fraction(truths: Sequence[np.ndarray], grid: tuple[int, int]) -> torch.Tensor:
-    """``(J, h, w)``: the share of each patch's pixels that lie inside the object mask (0 = all
-    background, 1 = all object; in between: the outline crosses the patch)."""
-    masks = torch.from_numpy(np.stack([np.asarray(t, bool) for t in truths])).float()[:, None]
-    return torch.nn.functional.adaptive_avg_pool2d(masks, grid)[:, 0]
-
-
-def patch_kinds(fraction: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Split the patches by how much of them lies on the object: ``background`` (no object
-    pixel), ``outline`` (the object's edge crosses the patch) and ``interior`` (all pixels on the
-    object). Each value is a ``(J, h, w)`` 0/1 float weight for :func:`attention_on`; the three
-    add up to one at every patch.
-
-    Args:
-        fraction: ``(J, h, w)`` share of each patch's pixels on the object
-            (:func:`object_fraction`).
-    """
-    return {"background": (fraction == 0).float(),
-            "outline": ((fraction > 0) & (fraction < 1)).float(),
-            "interior": (fraction == 1).float()}
-
-
-def attention_on(maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Share of each map's attention on a set of patches: ``sum_i A_i w_i / sum_i A_i``.
-
-    Args:
-        maps: ``(..., J, K, h, w)`` non-negative maps.
-        weights: ``(J, h, w)`` patch weights in [0, 1], e.g. :func:`object_fraction` (then the
-            result is the share of attention that falls on object pixels; a uniform map scores the
-            object's share of the image).
-
-    Returns:
-        ``(..., J, K)``.
-    """
-    w = weights[:, None]  # (J, 1, h, w)
-    return (maps * w).sum((-2, -1)) / maps.sum((-2, -1))

@@ -1,155 +1,30 @@
-"""Figures and measurements of the MaskCut chapter (book chapter 10; the paper's Alg. 4, Table 1,
-Fig. 5).
+"""Figures of MaskCut (book chapter 10; the paper's Alg. 4, Table 1, Fig. 5).
 
-MaskCut itself lives in :mod:`cratelib.eval`: the normalized cut (:mod:`~cratelib.eval.ncut`),
-Algorithm 4 (:func:`~cratelib.eval.maskcut.maskcut`), the CRF (:mod:`~cratelib.eval.crf`) and the
-COCO scoring (:mod:`~cratelib.eval.maskcut_eval`, :mod:`~cratelib.eval.coco_eval`). This module
-arranges them for the chapter:
+MaskCut and its scores live in :mod:`cratelib.eval`: the normalized cut (:mod:`~cratelib.eval.ncut`),
+Algorithm 4 (:func:`~cratelib.eval.maskcut.maskcut`, replayed decision by decision by
+:func:`~cratelib.eval.maskcut.explain_cut`), the CRF (:mod:`~cratelib.eval.crf`) and the COCO
+scoring of a data set (:func:`~cratelib.eval.maskcut_eval.maskcut_ap`). This module draws them:
 
-* :func:`embedded_coco` - the embedded data's COCO-format export (1-3 objects per image);
-* :func:`patch_features`, :func:`pixel_features` - a layer's patch features, or the raw pixels
-  of each patch (an unlearned baseline);
-* :func:`explain_cut` - the decisions of one cut (bipartition, seed, corner rule), step by step;
 * :func:`plot_graph`, :func:`plot_cuts`, :func:`plot_crf`, :func:`plot_detections`,
   :func:`plot_maskcut_detail` - the chapter's figures;
-* :func:`maskcut_ap` - MaskCut over a COCO-format set with timings, class-agnostic AP in percent;
-* :func:`table1_rows` - the paper's Table 1 beside the book's numbers;
-* :func:`time_solvers` - one normalized-cut solve, dense vs sparse eigensolver.
+* :func:`table1_rows` - the paper's Table 1 beside the book's numbers.
 """
 from __future__ import annotations
 
-import contextlib
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from cratelib.eval.coco_eval import class_agnostic_coco
-from cratelib.eval.extract import extract, to_model_input
-from cratelib.eval.maskcut import MaskCutResult, num_corners, upsample_mask
-from cratelib.eval.maskcut_eval import crf_detections, evaluate_maskcut, run_maskcut
+from cratelib.eval.maskcut import MaskCutResult, explain_cut, upsample_mask
+from cratelib.eval.maskcut_eval import METRIC_COLUMNS
 from cratelib.eval.metrics import iou
 from cratelib.eval.ncut import dense_affinity, second_eigenvector
-from cratelib.eval.plots import overlay_masks
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
-from cratelib.eval.sources import Sample, coco_samples, embedded_root
-from cratelib.figures.style import contour, no_ticks, single_thread, styled
-from cratelib.io import cache_home
+from cratelib.figures.style import contour, no_ticks, overlay_masks, styled
 
-__all__ = [
-    "embedded_coco",
-    "gt_masks",
-    "patch_features",
-    "pixel_features",
-    "CutExplanation",
-    "explain_cut",
-    "plot_graph",
-    "plot_cuts",
-    "plot_crf",
-    "plot_detections",
-    "plot_maskcut_detail",
-    "APResult",
-    "maskcut_ap",
-    "table1_rows",
-    "time_solvers",
-    "solver_for",
-]
-
-METRIC_COLUMNS = ("det AP50", "det AP75", "det AP", "seg AP50", "seg AP75", "seg AP")
-
-
-def embedded_coco(num_images: int, cache_dir: str | Path | None = None) -> tuple[list[Sample], Path]:
-    """The embedded data in COCO format: ``num_images`` samples and the instances JSON.
-
-    More than 8 images: a synthetic val set of 224 px images with 1-3 objects each
-    (:func:`cratelib.eval.sources.embedded_root`), exported once into ``cache_dir`` (default: the
-    evaluation command's cache). Up to 8: the shipped 224 px sample.
-    """
-    root = embedded_root(num_images, cache_dir or cache_home("eval", "data"))
-    return coco_samples(root, "val2017", num_images)
-
-
-def gt_masks(gt: str | Path | dict, image_id: int) -> list[np.ndarray]:
-    """The ground-truth object masks ``(H, W)`` bool of one image of a COCO instances file."""
-    coco = class_agnostic_coco(gt)
-    return [coco.annToMask(a).astype(bool) for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
-
-
-def patch_features(model: torch.nn.Module, images: Sequence[np.ndarray], img_size: int | None = None,
-                   layer: int = -1, device: str | torch.device = "cpu") -> tuple[torch.Tensor, tuple[int, int]]:
-    """Patch features of one layer, MaskCut's input: ``((J, N, D), grid)``.
-
-    CRATE: the heads' ``U_k^T z_i`` concatenated, so that their inner product is the paper's
-    ``M_ij = sum_k <U_k^T z_i, U_k^T z_j>`` (App. B.4); ViT: the keys. ``img_size`` other than
-    the model's own needs a model built for it (e.g. ``load_zoo_model(name, img_size=128)``).
-    """
-    size = img_size or model.config.img_size
-    ex = extract(model, list(images), [layer], size, what=("features",), device=device)
-    return ex.features[layer], ex.grid
-
-
-def pixel_features(images: Sequence[np.ndarray], img_size: int, patch: int = 8
-                   ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """The raw, ImageNet-normalised pixels of each patch as its feature, ``((J, N, 3 P^2), grid)``:
-    MaskCut with no network at all, the baseline of what the images alone give away."""
-    x = to_model_input(list(images), img_size)  # (J, 3, S, S)
-    g = img_size // patch
-    cols = x.unfold(2, patch, patch).unfold(3, patch, patch)  # (J, 3, g, g, P, P)
-    feats = cols.permute(0, 2, 3, 1, 4, 5).reshape(len(images), g * g, -1)
-    return feats, (g, g)
-
-
-@dataclass
-class CutExplanation:
-    """The decisions of one normalized cut (steps 2-4 of Alg. 4, as
-    :func:`cratelib.eval.maskcut.choose_foreground` makes them).
-
-    Attributes:
-        positive: ``(h, w)`` bool, ``x > mean(x)``: one side of the bipartition.
-        seed: ``(row, col)`` of ``argmax |x|``, the most confident patch.
-        side: ``(h, w)`` bool, the side holding the seed.
-        corners: how many of the 4 grid corners ``side`` holds.
-        flipped: the corner rule rejected the seed's side and took the other one.
-        rejected: both sides hold too many corners: the cut gives no object.
-        mask: ``(h, w)`` bool, the connected component kept (empty when rejected).
-    """
-
-    positive: np.ndarray
-    seed: tuple[int, int]
-    side: np.ndarray
-    corners: int
-    flipped: bool
-    rejected: bool
-    mask: np.ndarray
-
-
-def explain_cut(x: np.ndarray, corner_limit: int = 3) -> CutExplanation:
-    """Replay steps 2-4 of Alg. 4 on an ``(h, w)`` normalized-cut vector, keeping every decision."""
-    import scipy.ndimage
-
-    x = np.asarray(x, dtype=float)
-    h, w = x.shape
-    positive = x > x.mean()
-    seed = int(np.argmax(np.abs(x)))
-    sign = 1.0 if positive.flat[seed] else -1.0
-    side = positive if sign > 0 else ~positive
-    corners = num_corners(side)
-    flipped = rejected = False
-    chosen = side
-    if corners >= corner_limit:
-        flipped, sign, chosen = True, -sign, ~side
-        rejected = num_corners(chosen) >= corner_limit
-    if rejected:
-        mask = np.zeros((h, w), dtype=bool)
-    else:
-        extreme = int(np.argmax(sign * x))
-        labels, _ = scipy.ndimage.label(chosen)
-        mask = labels == labels.flat[extreme]
-    return CutExplanation(positive, divmod(seed, w), side, corners, flipped, rejected, mask)
+__all__ = ["plot_graph", "plot_cuts", "plot_crf", "plot_detections", "plot_maskcut_detail", "table1_rows"]
 
 
 def _grid_lines(ax, grid: tuple[int, int], size: tuple[int, int]) -> None:
@@ -313,71 +188,14 @@ def plot_maskcut_detail(image: np.ndarray, result: MaskCutResult, truths: Sequen
     return fig
 
 
-@dataclass
-class APResult:
-    """Class-agnostic COCO AP of MaskCut on a set of images.
-
-    Attributes:
-        ap: ``{"no_crf": {"det AP50": ..., ...}, "crf": {...}}`` in percent (the paper's unit);
-            ``"crf"`` only when it was run.
-        seconds: ``{"maskcut": ..., "crf": ..., "coco": ...}`` wall time of each phase.
-        patch_masks: per image, the ``(n, h, w)`` masks.
-        detections: the COCO results without / with CRF.
-    """
-
-    ap: dict[str, dict[str, float]]
-    seconds: dict[str, float]
-    patch_masks: list[np.ndarray] = field(default_factory=list)
-    detections: dict[str, list[dict]] = field(default_factory=dict)
-
-
-def _percent(scores: dict[str, dict[str, float]]) -> dict[str, float]:
-    names = {"bbox": "det", "segm": "seg"}
-    return {f"{names[t]} {m}": 100 * v for t, per in scores.items() for m, v in per.items()}
-
-
-def maskcut_ap(features: torch.Tensor, grid: tuple[int, int], samples: Sequence[Sample], gt: str | Path | dict,
-               num_objects: int = 3, tau: float = 0.15, crf: bool = False, crf_size: int = 480,
-               solver: str = "auto", device: str | torch.device = "cpu") -> APResult:
-    """Alg. 4 on every image, optionally the CRF, then class-agnostic COCO AP (Table 1), timed.
-
-    Args:
-        features: ``(J, N, D)`` patch features (:func:`patch_features`).
-        grid: patch grid ``(h, w)``.
-        samples: the J images (ids and sizes), in the order of ``features``.
-        gt: their COCO instances JSON.
-        num_objects, tau: MaskCut's n and affinity threshold (paper: 3, 0.15).
-        crf: also score the CRF-refined masks (Table 1 is without).
-        crf_size: side of the square image the CRF runs on (official: 480).
-        solver, device: where and how the cuts are solved (:func:`cratelib.eval.maskcut.maskcut`).
-    """
-    t0 = time.perf_counter()
-    cpu = torch.device(device).type == "cpu"
-    with single_thread() if cpu else contextlib.nullcontext():
-        run = run_maskcut(features, grid, list(samples), num_objects, tau, solver=solver, crf=False,
-                          device=device)
-    seconds = {"maskcut": time.perf_counter() - t0}
-    if crf:
-        t0 = time.perf_counter()
-        run.detections_crf = [d for masks, s in zip(run.patch_masks, samples)
-                              for d in crf_detections(masks, s, crf_size)]
-        seconds["crf"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scores = evaluate_maskcut(run, gt)
-    seconds["coco"] = time.perf_counter() - t0
-    dets = {"no_crf": run.detections}
-    if run.detections_crf is not None:
-        dets["crf"] = run.detections_crf
-    return APResult({k: _percent(v) for k, v in scores.items()}, seconds, run.patch_masks, dets)
-
-
 def table1_rows(ours: Mapping[str, Mapping[str, float]], source: str = "this book",
                 reference: Mapping[str, Mapping[str, Sequence[float]]] = TABLE1_COCO_MASKCUT,
                 paper_models: Sequence[str] | None = None) -> list[dict]:
-    """Rows for :func:`cratelib.eval.studies.format_table`: the paper's Table 1, then ours.
+    """Rows for :func:`cratelib.figures.tables.format_table`: the paper's Table 1, then ours.
 
     Args:
-        ours: ``{model: {"det AP50": ..., ...}}`` in percent (``APResult.ap["no_crf"]``).
+        ours: ``{model: {"det AP50": ..., ...}}`` in percent
+            (:attr:`cratelib.eval.maskcut_eval.APResult.ap` ``["no_crf"]``).
         source: the label of our rows' data column.
         reference: the paper's ``{model: {"det": (AP50, AP75, AP), "seg": (...)}}``.
         paper_models: which of the paper's models to list (default: all).
@@ -393,36 +211,3 @@ def table1_rows(ours: Mapping[str, Mapping[str, float]], source: str = "this boo
             raise KeyError(f"{name}: missing metrics {sorted(missing)}")
         rows.append({"model": name, "data": source, **{c: float(metrics[c]) for c in METRIC_COLUMNS}})
     return rows
-
-
-def solver_for(grid: tuple[int, int], device: str | torch.device = "cpu", dense_up_to: int = 100) -> str:
-    """The fastest normalized-cut solver for a grid: ``"torch"`` (``eigh``) on a CUDA device, else
-    the official dense ``"dense"`` for at most ``dense_up_to`` patches (LAPACK on a 64 x 64 matrix
-    takes well under a millisecond, ARPACK's set-up alone far more) and ``"sparse"`` above it. All
-    three return the same cut (:mod:`cratelib.eval.ncut`)."""
-    if torch.device(device).type == "cuda":
-        return "torch"
-    return "dense" if grid[0] * grid[1] <= dense_up_to else "sparse"
-
-
-def time_solvers(features: torch.Tensor, solvers: Sequence[str] = ("dense", "sparse"), repeats: int = 5,
-                 tau: float = 0.15) -> dict[str, float]:
-    """Median wall time (seconds) of one normalized-cut solve of ``(N, D)`` features per solver on
-    one thread (:func:`single_thread`), after checking that the solvers agree on the cut (the same
-    bipartition up to sign)."""
-    times, cuts = {}, {}
-    for solver in solvers:
-        runs = []
-        with single_thread():
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                x, _ = second_eigenvector(features, tau, solver=solver)
-                runs.append(time.perf_counter() - t0)
-        times[solver] = float(np.median(runs))
-        cuts[solver] = x > x.mean()
-    first = next(iter(cuts.values()))
-    for solver, cut in cuts.items():
-        agree = max((cut == first).mean(), (cut != first).mean())
-        if agree < 0.95:
-            raise RuntimeError(f"solver {solver} disagrees with {solvers[0]} on {1 - agree:.0%} of the patches")
-    return times

@@ -1,20 +1,13 @@
-"""Figures and measurements of the coarse-segmentation chapter (book chapter 9; the paper's Fig. 4,
-eqs. 13-14).
+"""Figures of coarse segmentation (book chapter 9; the paper's Fig. 4, eqs. 13-14).
 
-The scoring itself is :mod:`cratelib.eval.segmentation` (eqs. 13-14:
+The scoring is :mod:`cratelib.eval.segmentation` (eqs. 13-14:
 :func:`~cratelib.eval.segmentation.coarse_segmentation`) with the two binarisations of
-:mod:`cratelib.eval.threshold`. This module arranges it:
+:mod:`cratelib.eval.threshold`. Heads are numbered from 1.
 
-* :func:`layerwise` - eqs. 13-14 for every layer of an ``(L, J, K, h, w)`` stack of maps
-  (:func:`cratelib.figures.attention.layer_maps`);
-* :func:`random_maps` - chance-level maps with as many heads as the model, so that the best-head
-  rule has the same freedom;
-* :func:`top_entries_ceiling` - the best eq. 14 score any set of the top-entries rule's size can
-  reach: what the rule allows at all on a given data set;
-* :func:`miou_vs_threshold` - eq. 14 as a function of the kept share P;
 * :func:`plot_head_masks` - per image, every head's binarised map with its eq. 13 IoU, the best
   head marked (the layout of Fig. 4a; the widget's figure);
-* :func:`plot_threshold_curves` - eq. 14 against P for several models.
+* :func:`plot_threshold_curves` - eq. 14 against P for several models;
+* :func:`plot_bars` - one bar per model (Fig. 4b), beside the paper's values.
 """
 from __future__ import annotations
 
@@ -24,62 +17,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from cratelib.eval.metrics import IGNORE_INDEX, best_head_miou, class_masks, nan_mean
-from cratelib.eval.segmentation import CoarseSegResult, coarse_segmentation, head_masks
+from cratelib.eval.metrics import IGNORE_INDEX, best_head_miou
+from cratelib.eval.segmentation import head_masks
 from cratelib.eval.threshold import ThresholdMode
 from cratelib.figures.style import contour, no_ticks, styled
 
-__all__ = [
-    "layerwise",
-    "random_maps",
-    "top_entries_ceiling",
-    "miou_vs_threshold",
-    "plot_head_masks",
-    "plot_threshold_curves",
-]
-
-
-def layerwise(maps: torch.Tensor, labels: Sequence[np.ndarray], p: float = 0.6,
-              mode: ThresholdMode = "top-entries") -> CoarseSegResult:
-    """Eqs. 13-14 at every layer of ``maps`` ``(L, J, K, h, w)``; layers are keyed ``0..L-1``.
-
-    Args:
-        maps: CLS attention maps (or any non-negative maps) of J images, K heads each.
-        labels: J ``(H, W)`` label maps (0 background, 255 ignore, else a class).
-        p, mode: the binarisation (the paper's App. B.3: 0.6, ``"top-entries"``).
-    """
-    return coarse_segmentation({l: maps[l] for l in range(len(maps))}, labels, p, mode)
-
-
-def random_maps(num_images: int, heads: int, grid: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """``(J, K, h, w)`` random maps: the softmax of standard normal logits over the patches."""
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(num_images, heads, grid[0] * grid[1], generator=gen)
-    return logits.softmax(-1).unflatten(-1, grid)
-
-
-def top_entries_ceiling(labels: Sequence[np.ndarray], grid: tuple[int, int], p: float = 0.6) -> float:
-    """The highest eq. 14 score (mean over images) that sets of the top-entries rule's size allow.
-
-    The rule keeps ``round(p N)`` of the ``N`` patches, a share ``a`` of the image whatever the map.
-    A set of share ``a`` and a class mask of share ``s`` have at most ``min(a, s)`` in common and
-    at least ``max(a, s)`` in their union, so eq. 13 is at most ``min(a, s) / max(a, s)``; eq. 14
-    averages that over the image's classes. For label maps without ignored pixels (the embedded
-    data); VOC's ignored borders make it approximate.
-    """
-    n = grid[0] * grid[1]
-    a = round(p * n) / n
-    scores = []
-    for lab in labels:
-        shares = [float(m.mean()) for m in class_masks(np.asarray(lab)).values()]
-        scores.append(nan_mean([min(a, s) / max(a, s) for s in shares]))
-    return nan_mean(scores)
-
-
-def miou_vs_threshold(maps: torch.Tensor, labels: Sequence[np.ndarray], ps: Sequence[float],
-                      mode: ThresholdMode = "top-entries") -> np.ndarray:
-    """``(len(ps),)``: eq. 14 (mean over images) of one layer's ``(J, K, h, w)`` maps at each P."""
-    return np.asarray([coarse_segmentation({0: maps}, labels, p, mode).miou[0] for p in ps])
+__all__ = ["plot_head_masks", "plot_threshold_curves", "plot_bars"]
 
 
 def _head_row(axes, image: np.ndarray, maps: torch.Tensor, labels: np.ndarray, p: float,
@@ -145,6 +88,32 @@ def plot_threshold_curves(ps: Sequence[float], curves: Mapping[str, Sequence[flo
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+@styled
+def plot_bars(values: Mapping[str, float], reference: Mapping[str, float] | None = None,
+              ylabel: str = "mIoU (%)", labels: tuple[str, str] = ("ours", "paper"), title: str = ""):
+    """Bars per model (Fig. 4b), optionally beside the paper's values.
+
+    Args:
+        values: model -> our value.
+        reference: model -> the paper's value (models without one get no bar).
+        labels: legend entries of the two sets of bars.
+    """
+    names = list(values)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.2))
+    width = 0.4 if reference else 0.8
+    ax.bar(x - (width / 2 if reference else 0), [values[n] for n in names], width, label=labels[0])
+    if reference:
+        ax.bar(x + width / 2, [reference.get(n, np.nan) for n in names], width, label=labels[1])
+        ax.legend()
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     fig.tight_layout()

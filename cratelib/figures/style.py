@@ -1,23 +1,24 @@
 """What every figure module of the book shares: the figure style, a decorator that applies it,
-mask outlines, and a context manager for the many tiny computations of the evaluations.
+mask outlines and overlays.
 
 * :data:`STYLE` / :data:`COLORS` and :func:`styled` - figures sized for the book's text column,
   drawn without changing the caller's matplotlib settings;
-* :func:`contour` - the outline of a boolean mask on an axis;
-* :func:`no_ticks`, :func:`finish` - image panels without ticks; the title and layout of a figure;
-* :func:`single_thread` - run small torch (and BLAS) work on one thread.
+* :func:`contour`, :func:`overlay_masks` - the outline of a boolean mask on an axis; masks as
+  coloured overlays with their boxes;
+* :func:`no_ticks`, :func:`finish` - image panels without ticks; the title and layout of a figure.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
+from matplotlib.patches import Rectangle
 
-__all__ = ["STYLE", "COLORS", "styled", "contour", "no_ticks", "finish", "single_thread"]
+from cratelib.eval.maskcut import mask_to_box
+
+__all__ = ["STYLE", "COLORS", "styled", "contour", "overlay_masks", "no_ticks", "finish"]
 
 # Figures are sized for the book's text column (about 9-10 inches wide at 110 dpi).
 STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7.5, "figure.dpi": 110}
@@ -52,33 +53,26 @@ def no_ticks(axes) -> None:
 
 def finish(fig, axes, title: str = "", **tight_layout):
     """The common end of a panel figure: no ticks on ``axes``, ``title`` as the figure's title
-    (if any), then ``fig.tight_layout(**tight_layout)``. Returns ``fig``."""
+    (if any, above the panels' own titles), then ``fig.tight_layout(**tight_layout)``. Returns
+    ``fig``."""
     no_ticks(axes)
     if title:
         fig.suptitle(title)
+        tight_layout.setdefault("rect", (0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     fig.tight_layout(**tight_layout)
     return fig
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run the enclosed torch CPU work on one intra-op thread, then restore the setting.
-
-    The book's evaluations solve many tiny problems (a 64 x 64 affinity per cut at 64 px, PCA of a
-    few hundred patches); splitting each over threads only adds synchronisation, and on a busy
-    machine a thread barrier can cost a thousand times the work (measured: 70 ms instead of
-    0.07 ms per affinity with two threads under load).
-    """
-    before = torch.get_num_threads()
-    with contextlib.ExitStack() as stack:
-        try:  # numpy / scipy's BLAS and LAPACK too, where threadpoolctl is installed (optional)
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1))
-        except ImportError:
-            pass
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+def overlay_masks(ax, masks: Sequence[np.ndarray], lw: float = 2.0) -> None:
+    """Draw each non-empty bool mask (image resolution) as a translucent colour with its box;
+    mask ``i`` gets colour ``i`` of tab10 (empty masks keep their colour slot)."""
+    colours = plt.get_cmap("tab10")
+    for i, mask in enumerate(masks):
+        if not mask.any():
+            continue
+        c = colours(i % 10)
+        overlay = np.zeros((*mask.shape, 4))
+        overlay[mask] = (*c[:3], 0.45)
+        ax.imshow(overlay)
+        x, y, w, h = mask_to_box(mask)
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=c, linewidth=lw))

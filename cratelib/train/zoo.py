@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -30,7 +31,8 @@ from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import data_source, evaluate, train
 
-__all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "train_zoo", "export_run", "load_zoo_model", "zoo_record"]
+__all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "zoo_architecture", "shipped", "train_zoo", "export_run", "load_zoo_model",
+           "zoo_record"]
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
 HELD_OUT_SEED = 10_007  # synthetic test images for the records; no training config uses this seed
@@ -40,6 +42,21 @@ HELD_OUT_IMAGES = 2000
 def zoo_names() -> list[str]:
     """Names of the zoo presets (``zoo-crate.yaml`` -> ``crate``)."""
     return sorted(p.stem.removeprefix("zoo-") for p in PRESET_DIR.glob("zoo-*.yaml"))
+
+
+def zoo_architecture(name: str) -> dict:
+    """The model of the zoo preset ``zoo-<name>``: ``{"name": registered model, "img_size",
+    "num_classes", **model_args}``, what ``cratelib.create_model(**...)`` builds."""
+    config = load_config(f"zoo-{name}")
+    return {"name": config.model, "img_size": config.img_size, "num_classes": config.num_classes,
+            **config.model_args}
+
+
+def shipped(names: Sequence[str] | None = None, zoo_dir: str | Path = ZOO_DIR) -> list[str]:
+    """The zoo models among ``names`` (default: :func:`zoo_names`) whose checkpoint *and* record
+    are in ``zoo_dir``, in the order given."""
+    zoo_dir = Path(zoo_dir)
+    return [n for n in (names or zoo_names()) if (zoo_dir / f"{n}.pt").is_file() and (zoo_dir / f"{n}.json").is_file()]
 
 
 def _half(state: dict) -> dict:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cratelib.eval.cli import add_evaluate_parser, main
+from cratelib.cli_evaluate import add_evaluate_parser, main
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def test_maskcut_writes_detections_and_coco_scores(run):
     assert set(metrics["coco"]) == {"no_crf"} and set(metrics["coco"]["no_crf"]) == {"bbox", "segm"}
     dets = json.loads((out / "maskcut" / "detections.json").read_text())
     assert all(d["category_id"] == 1 and d["image_id"] in (1, 2) for d in dets)
-    assert len(metrics["figures"]) == 2
+    assert metrics["figures"] == ["maskcut.png"] and metrics["grid"] == [8, 8]
 
 
 def test_progress_bars_only_on_a_terminal(run, capsys, monkeypatch):
@@ -95,7 +95,7 @@ def test_attention_and_pca_figures(run):
     assert go("attention", "--img-size", "32", "--layer", "-1") == 0
     assert go("pca", "--img-size", "32") == 0
     att = json.loads((out / "attention" / "metrics.json").read_text())
-    assert len(att["mass_mask_coverage_per_head"]) == 6 and len(att["figures"]) == 2
+    assert len(att["mass_mask_coverage_per_head"]) == 6 and att["figures"] == ["attention.png"]
     pca = json.loads((out / "pca" / "metrics.json").read_text())
     assert sorted(pca["figures"]) == ["pca_eq12.png", "pca_pc1_pc234.png"]
 
@@ -108,3 +108,16 @@ def test_bad_arguments_give_a_message_and_exit_code_2(run, capsys):
     assert "needs --root" in capsys.readouterr().err
     assert main(["evaluate", "pca", "--model", "nope", "--num-images", "1"]) == 2
     assert "neither a checkpoint" in capsys.readouterr().err
+
+
+def test_the_shipped_crate_runs_at_its_own_64_px_by_default(tmp_path, monkeypatch):
+    from cratelib.train.zoo import ZOO_DIR
+
+    monkeypatch.setenv("CRATELIB_CACHE", str(tmp_path / "cache"))
+    argv = ["evaluate", "attention", "--model", str(ZOO_DIR / "crate.pt"), "--data", "embedded", "--num-images", "2",
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())
+    assert metrics["img_size"] == 64 and metrics["grid"] == [8, 8]  # not 224 px, a 28x28 grid it never saw
+    assert main([*argv, "--img-size", "128"]) == 0
+    assert json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())["grid"] == [16, 16]

@@ -1,15 +1,21 @@
 """``python -m cratelib evaluate {attention,pca,coarse-seg,maskcut}``: figures (PNG) and metrics (JSON).
 
+The command parses its arguments, loads the model and the data, calls the same driver the
+chapters call (:func:`~cratelib.eval.extract.layer_maps`, :func:`~cratelib.eval.extract.layer_features`,
+:func:`~cratelib.eval.segmentation.layerwise_miou`, :func:`~cratelib.eval.maskcut_eval.layerwise_maskcut`)
+and writes what it returns. Inputs are resized to the model's own resolution unless
+``--img-size`` says otherwise (the paper's MaskCut runs at 480 px: ``--img-size 480``).
+
 Wire-up (in ``cratelib/cli.py``)::
 
-    from cratelib.eval.cli import add_evaluate_parser, run_evaluate
+    from cratelib.cli_evaluate import add_evaluate_parser, run_evaluate
     add_evaluate_parser(subparsers)      # adds "evaluate" with set_defaults(func=run_evaluate)
 
 Examples::
 
-    python -m cratelib evaluate attention --model crate_small_patch8 --data embedded
+    python -m cratelib evaluate attention --model data/checkpoints/crate.pt --data embedded
     python -m cratelib evaluate coarse-seg --model runs/crate.pt --data voc --root ~/data/VOCdevkit
-    python -m cratelib evaluate maskcut --model vit_small_patch8 --data coco --root ~/data/coco --num-images 100
+    python -m cratelib evaluate maskcut --model vit_small_patch8 --data coco --root ~/data/coco --img-size 480
 
 Extracted features are cached in ``--cache-dir`` under a key made of the
 model's identity (checkpoint SHA-256, or name + seed + weight hash for random
@@ -20,34 +26,33 @@ the same key skips the forward passes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
-from cratelib.eval import plots
-from cratelib.eval.attention import dino_display
-from cratelib.eval.cache import cache_key, cached
 from cratelib.eval.coco_eval import write_detections
-from cratelib.eval.extract import Extracted, extract, load_model
+from cratelib.eval.extract import FeatureCache, layer_features, layer_maps, load_model, model_img_size
+from cratelib.eval.localisation import mass_coverage
 from cratelib.eval.maskcut import upsample_mask
-from cratelib.eval.maskcut_eval import evaluate_maskcut, run_maskcut
+from cratelib.eval.maskcut_eval import layerwise_maskcut
 from cratelib.eval.pca import pca_foreground, pca_grey_rgb
-from cratelib.eval.segmentation import coarse_segmentation
+from cratelib.eval.segmentation import layerwise_miou
 from cratelib.eval.sources import Sample, coco_samples, embedded_root, folder_samples, voc_samples
+from cratelib.figures.attention import plot_images_heads
+from cratelib.figures.curves import plot_layerwise
+from cratelib.figures.maskcut import plot_detections
+from cratelib.figures.pca_maps import plot_pca
 from cratelib.io import atomic_write, atomic_write_json, cache_home
+from cratelib.trace import num_layers, patch_size
 
 TASKS = ("attention", "pca", "coarse-seg", "maskcut")
 DATA = ("embedded", "voc", "coco", "folder")
-DEFAULT_IMG_SIZE = {"attention": 224, "pca": 224, "coarse-seg": 224, "maskcut": 480}
 DEFAULT_LAYER = {"attention": -2, "pca": -1, "coarse-seg": None, "maskcut": -1}  # None: all layers
 MAX_FIGURES = 8
-CACHE_VERSION = 1  # bump when extraction changes, so that old cache entries are not reused
 
 
 class UsageError(ValueError):
@@ -69,13 +74,14 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    help="embedded: the synthetic shapes (no download); voc/coco/folder need --root")
     p.add_argument("--root", type=Path, help="data root for voc, coco or folder")
     p.add_argument("--split", help="VOC list name (default val) or COCO split (default val2017)")
-    p.add_argument("--layer", type=int, help="block index, negatives from the end (default: per task; "
-                   "coarse-seg: all layers)")
-    p.add_argument("--img-size", type=int, help="square input size (default 224; maskcut 480)")
+    p.add_argument("--layer", type=int, help="block index from 0, negatives from the end (default: "
+                   "attention -2, pca and maskcut -1, coarse-seg all layers); figures number layers from 1")
+    p.add_argument("--img-size", type=int, help="square input size (default: the model's own training size; "
+                   "the paper's MaskCut uses 480)")
     p.add_argument("--num-images", type=int, default=8, help="first N images of the data (default 8)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights (model names only)")
     p.add_argument("--threshold", type=float, default=0.6, help="P of the map thresholds (paper 0.6)")
     p.add_argument("--mode", choices=("top-entries", "mass"), default="top-entries",
@@ -115,81 +121,64 @@ def _progress_bars() -> bool:
     return sys.stderr.isatty()
 
 
-def _data_digest(samples: list[Sample]) -> str:
-    digest = hashlib.sha256()
-    for s in samples:
-        digest.update(s.name.encode() + s.image.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _extract_cached(args, model, model_id, samples, layers, img_size, what) -> tuple[Extracted, bool]:
-    def compute() -> Extracted:
-        return extract(model, [s.image for s in samples], layers, img_size, what=what,
-                       batch_size=args.batch_size, device=args.device, scale=args.scale,
-                       progress=_progress_bars())
-
-    if args.no_cache:
-        return compute(), False
-    key = cache_key(version=CACHE_VERSION, model=model_id, data=_data_digest(samples), layers=layers, img_size=img_size,
-                    what=list(what), scale=args.scale)
-    return cached(args.cache_dir / "features" / f"{key}.pt", compute)
-
-
 def _save(fig, path: Path) -> str:
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     return path.name
 
 
-def _attention(args, samples, ex: Extracted, layer: int, out: Path) -> dict:
-    maps = ex.attention[layer]
-    _, masks = dino_display(maps, mass=args.threshold)
-    files = [_save(plots.plot_head_maps(s.image, maps[j], masks[j], title=f"{s.name}, layer {layer}"),
-                   out / f"attention_{s.name}.png")
-             for j, s in enumerate(samples[:MAX_FIGURES])]
-    coverage = masks.float().flatten(2).mean(-1)  # (J, H): share of patches holding 60 % of the mass
-    return {"figures": files, "mass_mask_coverage_per_head": coverage.mean(0).tolist()}
+def _attention(args, model, samples, layer, img_size, cache, out: Path) -> dict:
+    maps = layer_maps(model, [s.image for s in samples], [layer], img_size, args.scale, args.device, cache,
+                      progress=_progress_bars(), batch_size=args.batch_size)[0]
+    k = min(len(samples), MAX_FIGURES)
+    fig = plot_images_heads([s.image for s in samples[:k]], maps[:k], mass=args.threshold,
+                            row_labels=[s.name for s in samples[:k]],
+                            title=f"CLS attention, layer {layer % num_layers(model) + 1}")
+    coverage = mass_coverage(maps, args.threshold)  # (J, K): share of patches holding the mass
+    return {"figures": [_save(fig, out / "attention.png")], "mass_mask_coverage_per_head": coverage.mean(0).tolist()}
 
 
-def _pca(args, samples, ex: Extracted, layer: int, out: Path) -> dict:
-    feats = ex.features[layer]
-    rgb, fg = pca_foreground(feats, ex.grid)
-    grey, rgb4 = pca_grey_rgb(feats, ex.grid)
+def _pca(args, model, samples, layer, img_size, cache, out: Path) -> dict:
+    feats, grid = layer_features(model, [s.image for s in samples], [layer], img_size, args.device, cache,
+                                 progress=_progress_bars(), batch_size=args.batch_size)
+    rgb, fg = pca_foreground(feats[0], grid)
+    grey, rgb4 = pca_grey_rgb(feats[0], grid)
     k = min(len(samples), MAX_FIGURES)
     images = [s.image for s in samples[:k]]
-    files = [_save(plots.plot_pca(images, rgb[:k], title=f"eq. 12, layer {layer}"), out / "pca_eq12.png"),
-             _save(plots.plot_pca(images, rgb4[:k], grey[:k], title=f"PC1 / PCs 2-4, layer {layer}"),
-                   out / "pca_pc1_pc234.png")]
+    name = f"layer {layer % num_layers(model) + 1}"
+    files = [_save(plot_pca(images, rgb[:k], title=f"eq. 12, {name}"), out / "pca_eq12.png"),
+             _save(plot_pca(images, rgb4[:k], grey[:k], title=f"PC1 / PCs 2-4, {name}"), out / "pca_pc1_pc234.png")]
     return {"figures": files, "foreground_fraction": fg.float().flatten(1).mean(1).tolist()}
 
 
-def _coarse_seg(args, samples, ex: Extracted, out: Path) -> dict:
-    res = coarse_segmentation(ex.attention, [s.labels for s in samples], args.threshold, args.mode)
-    fig = plots.plot_layerwise({"eq. 14 mIoU": res.miou, "fg/bg mIoU": res.fg_miou}, "mIoU",
-                               title=f"coarse segmentation ({args.mode}, P={args.threshold})")
+def _coarse_seg(args, model, samples, img_size, cache, out: Path) -> dict:
+    res = layerwise_miou(model, samples, None, img_size, args.threshold, args.mode, args.scale, args.device, cache,
+                         progress=_progress_bars(), batch_size=args.batch_size)
+    fig = plot_layerwise({"eq. 14 mIoU": res.miou, "fg/bg mIoU": res.fg_miou}, "mIoU",
+                         title=f"coarse segmentation ({args.mode}, P={args.threshold})")
     return {
         "figures": [_save(fig, out / "coarse_seg_layers.png")],
         "miou": {str(l): v for l, v in res.miou.items()},
         "fg_miou": {str(l): v for l, v in res.fg_miou.items()},
         "best_heads": {str(l): v.tolist() for l, v in res.best_heads.items()},
-        "best_layer": max(res.miou, key=lambda l: -1 if np.isnan(res.miou[l]) else res.miou[l]),
+        "best_layer": max(res.miou, key=lambda l: -1 if res.miou[l] != res.miou[l] else res.miou[l]),
     }
 
 
-def _maskcut(args, samples, ex: Extracted, layer: int, gt: Path | None, out: Path) -> dict:
-    run = run_maskcut(ex.features[layer], ex.grid, samples, tau=args.tau, solver=args.solver,
-                      crf=args.crf, device=args.device, progress=_progress_bars())
-    result: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
+def _maskcut(args, model, samples, layer, img_size, cache, gt: Path | None, out: Path) -> dict:
+    result = layerwise_maskcut(model, samples, gt, [layer], img_size, args.crf, args.solver, args.tau,
+                               device=args.device, cache=cache, progress=_progress_bars(), batch_size=args.batch_size)[layer]
+    run = result.run
+    metrics: dict = {"detections": write_detections(run.detections, out / "detections.json").name}
     if run.detections_crf is not None:
-        result["detections_crf"] = write_detections(run.detections_crf, out / "detections_crf.json").name
+        metrics["detections_crf"] = write_detections(run.detections_crf, out / "detections_crf.json").name
     if gt is not None:
-        result["coco"] = evaluate_maskcut(run, gt)
-    result["figures"] = [
-        _save(plots.plot_maskcut(s.image, [upsample_mask(m, s.image.shape[:2]) for m in masks],
-                                 title=s.name), out / f"maskcut_{s.name}.png")
-        for s, masks in list(zip(samples, run.patch_masks))[:MAX_FIGURES]
-    ]
-    return result
+        metrics["coco"] = result.scores
+    k = min(len(samples), MAX_FIGURES)
+    masks = [[upsample_mask(m, s.image.shape[:2]) for m in run.patch_masks[j]] for j, s in enumerate(samples[:k])]
+    fig = plot_detections([s.image for s in samples[:k]], {f"layer {layer % num_layers(model) + 1}": masks})
+    metrics["figures"] = [_save(fig, out / "maskcut.png")]
+    return metrics
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -218,42 +207,45 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    img_size = args.img_size or DEFAULT_IMG_SIZE[args.task]
     if args.task == "coarse-seg" and args.data in ("coco", "folder"):
         raise UsageError(f"coarse-seg needs label maps: use --data voc or embedded, not {args.data}")
     samples, gt = _load_data(args)
     try:
-        model, model_id = load_model(args.model, img_size, args.seed)
+        model, model_id = load_model(args.model, args.img_size, args.seed)
     except ValueError as err:
         raise UsageError(str(err)) from err
+    img_size = model_img_size(model)
+    grid = img_size // patch_size(model)
+    cache = None if args.no_cache else FeatureCache(args.cache_dir, model_id)
     layer = args.layer if args.layer is not None else DEFAULT_LAYER[args.task]
-    layers = list(range(len(model.blocks))) if layer is None else [layer]
-    what = ("features",) if args.task in ("pca", "maskcut") else ("attention",)
-    ex, hit = _extract_cached(args, model, model_id, samples, layers, img_size, what)
+    layers = list(range(num_layers(model))) if layer is None else [layer]
     out = args.out / args.task
     out.mkdir(parents=True, exist_ok=True)
     if args.task == "attention":
-        result = _attention(args, samples, ex, layer, out)
+        result = _attention(args, model, samples, layer, img_size, cache, out)
     elif args.task == "pca":
-        result = _pca(args, samples, ex, layer, out)
+        result = _pca(args, model, samples, layer, img_size, cache, out)
     elif args.task == "coarse-seg":
-        result = _coarse_seg(args, samples, ex, out)
+        result = _coarse_seg(args, model, samples, img_size, cache, out)
     else:
-        result = _maskcut(args, samples, ex, layer, gt, out)
+        result = _maskcut(args, model, samples, layer, img_size, cache, gt, out)
+    hit = cache is not None and all(cache.hits)
     metrics = {
         "task": args.task, "model": args.model, "model_id": model_id, "data": args.data,
         "root": str(args.root) if args.root else None, "num_images": len(samples),
-        "img_size": img_size, "layers": layers, "grid": list(ex.grid), "cache_hit": hit,
+        "img_size": img_size, "grid": [grid, grid], "layers": layers, "cache_hit": hit,
         "seconds": round(time.perf_counter() - start, 2), **result,
     }
     atomic_write_json(out / "metrics.json", metrics)
-    print(f"{args.task}: wrote {out / 'metrics.json'} ({len(result.get('figures', []))} figures, "
+    n = len(result["figures"])
+    print(f"{args.task}: {len(samples)} images at {img_size} px ({grid}x{grid} patches); "
+          f"wrote {out / 'metrics.json'} ({n} figure{'s' * (n != 1)}, "
           f"features {'from cache' if hit else 'computed'})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m cratelib.eval.cli evaluate ...``."""
+    """Stand-alone entry: ``python -m cratelib.cli_evaluate evaluate ...``."""
     parser = argparse.ArgumentParser(prog="cratelib")
     add_evaluate_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -1,0 +1,90 @@
+"""Figures of what each attention head looks at (book chapter 12; the paper's Figs. 7, 11-12).
+
+The measures are :func:`cratelib.eval.localisation.head_measures` (per image and head: attention
+on the object, its outline and interior, the IoU of its mass set, where on the object it looks)
+and :func:`~cratelib.eval.localisation.class_head_means`. Heads are numbered from 1.
+
+* :func:`head_rows` - one table row per head, ``mean (std)`` over the images;
+* :func:`plot_head_measures` - stacked bars: where each head's attention goes;
+* :func:`plot_class_heads` - heat maps class x head of a per-class mean.
+"""
+from __future__ import annotations
+
+import textwrap
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cratelib.figures.style import COLORS, styled
+
+__all__ = ["KINDS", "head_rows", "plot_head_measures", "plot_class_heads"]
+
+KINDS = ("background", "outline", "interior")
+
+
+def head_rows(measures: Mapping[str, np.ndarray], model: str = "",
+              keys: Sequence[str] = ("object", "outline", "iou", "dy", "dx")) -> list[dict]:
+    """One row per head for :func:`cratelib.figures.tables.format_table`: ``mean (std)`` over the
+    images of each measure in ``keys``, and how often the head is the image's best (``best``)."""
+    K = next(iter(measures.values())).shape[1]
+    rows = []
+    for k in range(K):
+        row = {"head": f"{model} {k + 1}".strip()}
+        for key in keys:
+            v = measures[key][:, k]
+            row[key] = f"{np.nanmean(v):+.2f} ({np.nanstd(v):.2f})" if key in ("dy", "dx") \
+                else f"{np.nanmean(v):.2f} ({np.nanstd(v):.2f})"
+        row["best head"] = f"{measures['best'][:, k].mean():.0%}"
+        rows.append(row)
+    return rows
+
+
+@styled
+def plot_head_measures(measures: Mapping[str, Mapping[str, np.ndarray]], image_share: Mapping[str, float]):
+    """Stacked bars per head: the mean share of its attention on background, outline and interior
+    patches, one group per model, with each kind's share of the image as a reference bar.
+
+    Args:
+        measures: ``model ->`` :func:`cratelib.eval.localisation.head_measures`.
+        image_share: ``kind -> `` the kind's mean share of the patches (what a uniform map gives).
+    """
+    labels, stacks = ["uniform\nmap"], [[image_share[k] for k in KINDS]]
+    for model, m in measures.items():
+        for k in range(m["object"].shape[1]):
+            labels.append(f"{textwrap.fill(model, 12, break_long_words=False)}\nhead {k + 1}")
+            stacks.append([float(np.mean(m[kind][:, k])) for kind in KINDS])
+    stacks = np.asarray(stacks)
+    fig, ax = plt.subplots(figsize=(0.7 * len(labels) + 1.6, 3.2))
+    bottom = np.zeros(len(labels))
+    colours = {"background": "#bbbbbb", "outline": COLORS[1], "interior": COLORS[0]}
+    for i, kind in enumerate(KINDS):
+        ax.bar(range(len(labels)), stacks[:, i], bottom=bottom, color=colours[kind], label=kind, width=0.75)
+        bottom += stacks[:, i]
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel("share of the attention")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+@styled
+def plot_class_heads(matrices: Mapping[str, np.ndarray], class_names: Sequence[str], label: str):
+    """Heat maps ``class x head`` of a per-class mean (:func:`cratelib.eval.localisation.class_head_means`), one per model,
+    on a shared colour scale, each cell printed."""
+    values = np.concatenate([m.ravel() for m in matrices.values()])
+    vmin, vmax = np.nanmin(values), np.nanmax(values)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(1.1 + 0.75 * sum(m.shape[1] for m in matrices.values())
+                                                         + 1.2 * len(matrices), 3.4), squeeze=False)
+    for ax, (model, m) in zip(axes[0], matrices.items()):
+        im = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
+        for (c, k), v in np.ndenumerate(m):
+            ax.text(k, c, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                    color="white" if v < (vmin + vmax) / 2 else "black")
+        ax.set_xticks(range(m.shape[1]), [str(k + 1) for k in range(m.shape[1])])
+        ax.set_xlabel("head")
+        ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+        ax.set_title(model)
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.04, pad=0.02, label=label)
+    return fig
