@@ -24,7 +24,7 @@ import yaml
 from torch import nn
 
 from cratelib.data import SyntheticConfig, load_or_generate
-from cratelib.data.audit import audit
+from cratelib.eval.cues import audit
 from cratelib.io import atomic_write_text
 
 

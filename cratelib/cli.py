@@ -62,7 +62,7 @@ def _data(args: argparse.Namespace) -> int:
         return 2
     data = load_or_generate(config, cache_dir=args.cache_dir)
     if args.action == "audit":
-        from cratelib.data.audit import audit, format_audit
+        from cratelib.eval.cues import audit, format_audit
 
         try:
             result = audit(data, patch=args.patch, rule=args.rule)
@@ -70,9 +70,13 @@ def _data(args: argparse.Namespace) -> int:
             print(f"cratelib data audit: {err}", file=sys.stderr)
             return 2
         grid = args.image_size // args.patch
-        print(f"cue audit: {len(data)} images ({args.image_size} px, generator version "
-              f"{config.version}, seed {args.seed}, split {args.split}), {grid}x{grid} patch grid, "
-              f"object patches: {args.rule} pixel(s) of the main object; per-image ROC AUC")
+        target = {"any": "touch the main object", "half": "lie at least half on the main object"}[args.rule]
+        fill = f", {config.fill} fill" if config.version == 4 else ""
+        if config.texture_correlation:
+            fill += f" (texture correlation {config.texture_correlation:g})"
+        print(f"cue audit: {len(data)} images ({args.image_size} px, generator version {config.version}{fill}, "
+              f"seed {args.seed}, split {args.split}) on the {grid}x{grid} patch grid; per-image ROC AUC of "
+              f"each cue for the patches that {target}")
         print(format_audit(result))
         return 0
     if args.format == "coco":

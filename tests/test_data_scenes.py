@@ -12,7 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from cratelib.cli import main
 from cratelib.data import SyntheticConfig, generate, sample_dir
-from cratelib.data.audit import audit, patch_cues, patch_targets, per_image_auc, roc_auc
+from cratelib.eval.cues import audit, cue_maps
+from cratelib.eval.localisation import map_auc, object_fraction
+from cratelib.eval.metrics import roc_auc
 from cratelib.data.sample import REPO_SAMPLE_DIR
 from cratelib.data.scenes import MIN_CONTRAST, TEXTURES, surface_colours
 from cratelib.train import load_config, train
@@ -102,25 +104,28 @@ def test_roc_auc_matches_sklearn_with_ties():
         s = rng.integers(0, 5, 40).astype(float)  # many ties
         t = rng.random(40) < 0.3
         if t.any() and not t.all():
-            assert roc_auc(s, t) == pytest.approx(roc_auc_score(t, s))
-    assert np.isnan(roc_auc(np.arange(4.0), np.ones(4, bool)))
-    assert roc_auc(np.arange(4.0), np.array([0, 0, 1, 1], bool)) == 1.0
-    with pytest.raises(ValueError, match="differ in shape"):
-        per_image_auc(np.zeros((2, 3)), np.zeros((2, 4), bool))
+            assert float(roc_auc(torch.from_numpy(s), torch.from_numpy(t))) == pytest.approx(roc_auc_score(t, s))
 
 
-def test_patch_targets_and_cues_on_a_hand_made_image():
+def test_cues_and_object_patches_on_a_hand_made_image():
     images = np.zeros((1, 16, 16, 3), np.uint8)
     images[0, :8, :8] = 255  # a white top-left patch on black
-    mask = np.zeros((1, 16, 16), bool)
-    mask[0, :8, :8] = True
-    mask[0, 8, 8] = True  # one pixel touches the bottom-right patch
-    np.testing.assert_array_equal(patch_targets(mask, 8, "any")[0], [[1, 0], [0, 1]])
-    np.testing.assert_array_equal(patch_targets(mask, 8, "half")[0], [[1, 0], [0, 0]])
-    cues = patch_cues(images, 8)
+    mask = np.zeros((16, 16), bool)
+    mask[:8, :8] = True
+    mask[8, 8] = True  # one pixel touches the bottom-right patch
+    frac = object_fraction([mask], (2, 2))
+    cues = cue_maps(images, 8)
     assert cues["brightness"][0, 0, 0] == pytest.approx(1.0) and cues["brightness"][0, 1, 1] == 0
+    assert cues["colour_distance"][0, 0, 0] == pytest.approx(3 ** 0.5)  # white vs the black median
+    assert cues["saturation"].max() == 0  # grey levels only
+    # Brightness ranks the white patch first: AUC 1 for "half", 0.75 for "any" (the bottom-right
+    # patch counts as object but is as dark as the background).
+    b = cues["brightness"][:, None]
+    assert float(map_auc(b, frac, 0.5)) == 1.0 and float(map_auc(b, frac, 1e-9)) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="multiple of the patch size"):
-        patch_cues(images, 5)
+        cue_maps(images, 5)
+    with pytest.raises(ValueError, match="unknown cues"):
+        cue_maps(images, 8, ["shininess"])
 
 
 def test_cue_audit_flags_version3_and_passes_version4(flat, textured):
@@ -131,6 +136,8 @@ def test_cue_audit_flags_version3_and_passes_version4(flat, textured):
         for cue in ("brightness", "saturation", "colour_distance"):
             assert 0.4 < result[cue]["mean"] < 0.6, (cue, result[cue]["mean"])
         assert 0.4 < result["random"]["mean"] < 0.6
+    with pytest.raises(ValueError, match="rule must be one of"):
+        audit(flat, rule="most")
 
 
 def test_texture_correlation_puts_the_class_texture_on_the_object(textured):

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from cratelib.eval.cues import cue_maps
 from cratelib.eval.extract import to_model_input
 from cratelib.eval.localisation import best_head_ious
 
@@ -38,9 +39,8 @@ def random_map_ious(truths: Sequence[np.ndarray], grid: tuple[int, int], heads: 
 
 
 def _patch_brightness(images: Sequence[np.ndarray], patch_size: int) -> torch.Tensor:
-    """``(J, h, w)``: each patch's mean brightness in [0, 1]."""
-    x = torch.from_numpy(np.stack(images)).float().mean(-1) / 255  # (J, H, W)
-    return torch.nn.functional.avg_pool2d(x[:, None], patch_size)[:, 0]
+    """``(J, h, w)``: each patch's mean brightness in [0, 1] (:func:`cratelib.eval.cues.cue_maps`)."""
+    return cue_maps(images, patch_size, ["brightness"])["brightness"]
 
 
 def brightness_maps(images: Sequence[np.ndarray], patch_size: int = 8) -> torch.Tensor:
