@@ -52,12 +52,15 @@ from .textures import background, fill, object_colour
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["SyntheticConfig", "SyntheticData", "SyntheticDataset", "CLASS_NAMES", "SPLITS",
-           "generate", "load_or_generate", "default_cache_dir", "GENERATOR_VERSIONS"]
+           "generate", "load_or_generate", "default_cache_dir", "GENERATOR_VERSIONS", "HELD_OUT_SEED"]
 
 # Generator versions that can be drawn (a new drawing code gets a new number, so that caches and
 # records of one version are never mixed with another).
 GENERATOR_VERSIONS = (3, 4)
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+# The seed of every held-out evaluation set (the zoo's records, the emergence study's probe images);
+# no training config uses it.
+HELD_OUT_SEED = 10_007
 # Defaults that depend on the version: (main_area, other_area, min_objects, max_objects).
 _VERSION_DEFAULTS = {3: ((0.20, 0.45), (0.04, 0.12), 1, 1), 4: ((0.08, 0.30), (0.03, 0.06), 1, 3)}
 # Fields that exist only in one version (they are left out of the other version's JSON).

@@ -25,6 +25,7 @@ from typing import Sequence
 import torch
 
 from cratelib.checkpoint import load_checkpoint
+from cratelib.data.synthetic import HELD_OUT_SEED  # the records' held-out test images
 from cratelib.io import atomic_torch_save, atomic_write_json
 from cratelib.models import CRATE
 from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
@@ -35,7 +36,6 @@ __all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "zoo_architecture", "shipped
            "zoo_record"]
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
-HELD_OUT_SEED = 10_007  # synthetic test images for the records; no training config uses this seed
 HELD_OUT_IMAGES = 2000
 
 

@@ -1,0 +1,250 @@
+"""The emergence study's protocol (issue 12): does supervised training make [CLS] attention segment?
+
+Fixed in code before the study's models were measured, so that no choice below was made while
+looking at their numbers.
+
+**Images.** Two fresh sets of the study's own data (generator version 4, never used in training):
+a *selection* set (the val split of seed :data:`PROBE_SEED`) on which every choice is made, and a
+*measurement* set (the test split of the same seed) on which every number is reported.
+
+**Primary measure.** Per image, the ROC AUC of a head's CLS attention map (eqs. 10-11, on the
+patch grid of the model's own resolution) against the main object, with two definitions of an
+object patch (:data:`RULES`): at least half of its pixels are object (``half``), or any of them
+(``any``). No threshold on the map. Per layer, *one* head is chosen - the one with the highest mean
+AUC on the selection set - and scored on the measurement set (never a best head per image); the
+mean over all heads is reported beside it. Every layer is measured; the pre-named primary pair is
+CRATE's penultimate layer (the paper's choice for CRATE, Fig. 14) and the ViT's last layer
+(:data:`PRIMARY_LAYER`).
+
+**Secondary measures.** The share of attention on the main object and on the distractor blobs
+(against their shares of the image, what a flat map gets); the IoU of DINO's 60 %-mass set with the
+object for the best head of each image (the book's earlier headline, kept for comparison, with a
+flat map's score beside it); how well the first principal component of the patch features
+separates object from background (per-image AUC, its sign set once per class, App. B.2's groups);
+MaskCut's class-agnostic AP50 (Alg. 4, no CRF).
+
+**Baselines on the same images and metric.** Pixel cues (brightness, saturation, colour distance,
+edge energy: :mod:`cratelib.eval.cues`), random maps through the same head choice, and each
+architecture at initialisation (the runs' epoch-0 snapshots).
+
+**Statistics and the decision rule.** Paired per-image differences with standard errors
+(:mod:`cratelib.eval.stats`); across seeds, mean and spread. :func:`verdict` states the rule: a
+difference between two models is real only if it has the same sign in every seed, exceeds two
+standard deviations across seeds, and both models beat the best pixel baseline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from cratelib.data import SyntheticData, load_or_generate
+from cratelib.data.factory import synthetic_config
+from cratelib.data.synthetic import HELD_OUT_SEED
+from cratelib.eval.baselines import random_maps
+from cratelib.eval.cues import RULES, cue_maps
+from cratelib.eval.extract import layer_features, layer_maps
+from cratelib.eval.localisation import attention_on, best_head_ious, map_auc, object_fraction
+from cratelib.eval.maskcut_eval import layerwise_maskcut
+from cratelib.eval.metrics import roc_auc
+from cratelib.eval.pca import pca_by_group
+from cratelib.eval.sources import held_out_samples
+from cratelib.eval.stats import across_seeds
+from cratelib.trace import num_layers
+
+__all__ = ["RULES", "PRIMARY_LAYER", "ProbeSets", "probe_sets", "RunScores", "score_model", "score_maps_on",
+           "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares"]
+
+# The pre-named primary pair: CRATE's penultimate layer (the paper's, Fig. 14), the ViT's last.
+PRIMARY_LAYER: dict[str, int] = {"crate": -2, "vit": -1}
+
+
+@dataclass
+class ProbeSets:
+    """The images every choice is made on (``select``) and every number is reported on (``measure``)."""
+
+    select: SyntheticData
+    measure: SyntheticData
+
+
+def probe_sets(data_args: Mapping, num_images: int = 256, cache_dir: str | Path | None = None) -> ProbeSets:
+    """Fresh images of the study's data: the val and test splits of seed :data:`HELD_OUT_SEED`
+    (never a training seed), ``num_images`` each, at the data config ``data_args``."""
+    args = {**data_args, "seed": HELD_OUT_SEED, "num_images": num_images}
+    return ProbeSets(load_or_generate(synthetic_config("val", **args), cache_dir),
+                     load_or_generate(synthetic_config("test", **args), cache_dir))
+
+
+def _fractions(data: SyntheticData, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """``(J, h, w)`` share of each patch on the main object, on any distractor."""
+    return {"main": object_fraction(list(data.instance_map == 1), grid),
+            "distractors": object_fraction(list(data.distractor_map > 0), grid)}
+
+
+@dataclass
+class RunScores:
+    """One model's measures on the measurement set, every layer ``l`` (index into ``layers``),
+    image ``j`` and head ``k``.
+
+    Attributes:
+        layers: the block indices measured (``0 .. L-1``).
+        auc: rule -> ``(L, J, K)`` per-image AUC of each head's map against the main object.
+        select_auc: rule -> ``(L, J', K)`` the same on the selection set.
+        on_main, on_distractors: ``(L, J, K)`` share of attention on main-object / distractor pixels.
+        mass_iou: ``(L, J)`` IoU of the best head's 60 %-mass set with the main object.
+        pca_auc: ``(L, J)`` AUC of the first principal component of the patch features (sign set per
+            class), or ``None`` if not measured.
+    """
+
+    layers: list[int]
+    auc: dict[str, np.ndarray]
+    select_auc: dict[str, np.ndarray]
+    on_main: np.ndarray
+    on_distractors: np.ndarray
+    mass_iou: np.ndarray
+    pca_auc: np.ndarray | None = None
+
+    def head(self, rule: str = "half") -> np.ndarray:
+        """``(L,)``: per layer, the head with the highest mean AUC on the *selection* set."""
+        return np.nanmean(self.select_auc[rule], axis=1).argmax(-1)
+
+    def chosen(self, rule: str = "half") -> np.ndarray:
+        """``(L, J)``: each image's AUC at its layer's chosen head."""
+        h = self.head(rule)
+        return np.take_along_axis(self.auc[rule], h[:, None, None], axis=2)[..., 0]
+
+    def head_mean(self, rule: str = "half") -> np.ndarray:
+        """``(L, J)``: each image's AUC averaged over the heads."""
+        return self.auc[rule].mean(-1)
+
+    def layer(self, index: int) -> int:
+        """Position in :attr:`layers` of block ``index`` (negative counts from the last block)."""
+        return self.layers.index(index % (max(self.layers) + 1))
+
+
+def _aucs(maps: torch.Tensor, fraction: torch.Tensor) -> dict[str, np.ndarray]:
+    """rule -> per-image, per-head AUC of ``maps`` ``(..., J, K, h, w)``."""
+    return {rule: map_auc(maps, fraction, share).numpy() for rule, share in RULES.items()}
+
+
+def score_maps_on(maps: torch.Tensor, select_maps: torch.Tensor, sets: ProbeSets,
+                  layers: Sequence[int]) -> RunScores:
+    """:class:`RunScores` of precomputed CLS maps: ``maps`` ``(L, J, K, h, w)`` of the measurement
+    set and ``select_maps`` ``(L, J', K, h, w)`` of the selection set (any source of maps: a
+    model, random maps, a pixel cue with K = 1)."""
+    grid = tuple(maps.shape[-2:])
+    frac, frac_select = _fractions(sets.measure, grid), _fractions(sets.select, grid)
+    truths = list(sets.measure.instance_map == 1)
+    return RunScores(
+        layers=list(layers), auc=_aucs(maps, frac["main"]), select_auc=_aucs(select_maps, frac_select["main"]),
+        on_main=attention_on(maps, frac["main"]).numpy(),
+        on_distractors=attention_on(maps, frac["distractors"]).numpy(),
+        mass_iou=np.stack([best_head_ious(maps[l], truths)[0] for l in range(len(maps))]))
+
+
+def pca_aucs(features: torch.Tensor, grid: tuple[int, int], data: SyntheticData) -> np.ndarray:
+    """``(J,)``: per image, the AUC of the first principal component of its patch features
+    (``(J, N, D)``, one PCA per class as App. B.2) against its main-object patches (``half``).
+    A principal direction's sign is arbitrary: it is set once per class, to the orientation with
+    the higher AUC over all of that class's patches, so a per-image value below 0.5 stays visible.
+    """
+    _, _, pc1 = pca_by_group(features, grid, groups=data.labels)
+    target = object_fraction(list(data.instance_map == 1), grid) >= RULES["half"]
+    out = np.full(len(data), np.nan)
+    for c in np.unique(data.labels):
+        idx = torch.from_numpy(np.flatnonzero(data.labels == c))
+        sign = 1.0 if float(roc_auc(pc1[idx].flatten(), target[idx].flatten())) >= 0.5 else -1.0
+        out[idx.numpy()] = roc_auc((sign * pc1[idx]).flatten(-2), target[idx].flatten(-2)).numpy()
+    return out
+
+
+def score_model(model: torch.nn.Module, sets: ProbeSets, pca: bool = True, device: str | torch.device = "cpu",
+                batch_size: int = 32) -> RunScores:
+    """Every measure of the protocol, every layer, at the model's own resolution."""
+    layers = list(range(num_layers(model)))
+    maps = layer_maps(model, list(sets.measure.images), layers, device=device, batch_size=batch_size)
+    select = layer_maps(model, list(sets.select.images), layers, device=device, batch_size=batch_size)
+    scores = score_maps_on(maps, select, sets, layers)
+    if pca:
+        feats, grid = layer_features(model, list(sets.measure.images), layers, device=device,
+                                     batch_size=batch_size)
+        scores.pca_auc = np.stack([pca_aucs(f, grid, sets.measure) for f in feats])
+    return scores
+
+
+def baseline_scores(sets: ProbeSets, grid: tuple[int, int], heads: int, seed: int = 0) -> dict[str, RunScores]:
+    """What nothing learned scores on the same images and metric: each pixel cue as a one-head,
+    one-layer map, and ``heads`` random maps per image through the same head choice."""
+    patch = sets.measure.config.image_size // grid[0]
+    cues, cues_select = cue_maps(sets.measure.images, patch), cue_maps(sets.select.images, patch)
+    out = {name: score_maps_on(cues[name][None, :, None], cues_select[name][None, :, None], sets, [0])
+           for name in cues}
+    out["random"] = score_maps_on(random_maps(len(sets.measure), heads, grid, seed)[None],
+                                  random_maps(len(sets.select), heads, grid, seed + 1)[None], sets, [0])
+    return out
+
+
+def verdict(a: Sequence[float], b: Sequence[float], best_pixel: float, z: float = 2.0) -> dict:
+    """The study's decision rule for "model A differs from model B" on one measure.
+
+    Args:
+        a, b: the measure of A and of B, one value per seed, seeds paired (A's seed s was trained on
+            the same image stream as B's seed s).
+        best_pixel: the best pixel baseline's value of the measure on the same images.
+        z: how many standard deviations across seeds the mean difference must exceed.
+
+    Returns:
+        ``{"difference", "spread", "same_sign", "beyond_spread", "beat_pixels", "real", "seeds"}``:
+        the mean difference A - B over seeds and its standard deviation across seeds, the three
+        conditions, and ``real`` (all three hold; never with fewer than 2 seeds, where the spread is
+        unknown).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need one value per seed for both models, got shapes {a.shape} and {b.shape}")
+    diff = a - b
+    mean, spread = across_seeds(diff)
+    same_sign = bool(np.all(diff > 0) or np.all(diff < 0))
+    beyond = bool(len(diff) > 1 and abs(mean) > z * spread)
+    beat = bool(a.mean() > best_pixel and b.mean() > best_pixel)
+    return {"difference": mean, "spread": spread, "same_sign": same_sign, "beyond_spread": beyond,
+            "beat_pixels": beat, "real": same_sign and beyond and beat, "seeds": len(diff)}
+
+
+def primary_layer(name: str) -> int:
+    """The pre-named layer of a study model: the last for the ViTs (``vit-*``), the penultimate
+    for CRATE and its ablations (the paper's choice for all CRATE variants, Figs. 13-14)."""
+    return PRIMARY_LAYER["vit"] if name.startswith("vit") else PRIMARY_LAYER["crate"]
+
+
+def maskcut_ap50(model: torch.nn.Module, data: SyntheticData, folder: str | Path, layer: int) -> float:
+    """MaskCut's class-agnostic detection AP50 (percent, no CRF) at ``layer`` on ``data``, whose
+    COCO export (every class object, not the distractors) is written to ``folder``."""
+    samples, gt = held_out_samples(data, folder)
+    return layerwise_maskcut(model, samples, gt, [layer])[layer].ap["no_crf"]["det AP50"]
+
+
+def summary_row(scores: RunScores, layer: int) -> dict:
+    """The protocol's numbers at one layer, averaged over the measurement images (``nan`` images
+    dropped): the chosen head's AUC for both rules (head numbered from 1), the mean over heads,
+    the attention shares on the main object and on the distractors at the chosen head, the best
+    head's 60 %-mass IoU and the first principal component's AUC."""
+    i = scores.layer(layer)
+    head = int(scores.head("half")[i])
+    row = {"layer": scores.layers[i] + 1, "head": head + 1}
+    for rule in RULES:
+        row[f"auc_{rule}"] = float(np.nanmean(scores.chosen(rule)[i]))
+        row[f"auc_{rule}_heads"] = float(np.nanmean(scores.head_mean(rule)[i]))
+    row["on_main"] = float(np.nanmean(scores.on_main[i, :, head]))
+    row["on_distractors"] = float(np.nanmean(scores.on_distractors[i, :, head]))
+    row["mass_iou"] = float(np.nanmean(scores.mass_iou[i]))
+    row["pca_auc"] = float(np.nanmean(scores.pca_auc[i])) if scores.pca_auc is not None else float("nan")
+    return row
+
+
+def flat_shares(data: SyntheticData) -> dict[str, float]:
+    """What a flat map puts on the main object and on the distractors: their shares of the image."""
+    return {"on_main": float((data.instance_map == 1).mean()), "on_distractors": float((data.distractor_map > 0).mean())}
