@@ -89,6 +89,76 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_study(args: argparse.Namespace) -> int:
+    from cratelib.train.study import STUDY_MODELS, train_study
+
+    unknown = sorted(set(args.only) - set(STUDY_MODELS))
+    if unknown:
+        print(f"cratelib train-study: unknown models {unknown}; known: {', '.join(STUDY_MODELS)}", file=sys.stderr)
+        return 2
+    for line in train_study(args.only or None, args.seed or [0]):
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()))
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    import json
+
+    from cratelib import load_checkpoint
+    from cratelib.eval.emergence import StudyModel, probe_sets, run_study
+    from cratelib.figures.emergence import plot_study_layers, plot_study_maps
+    from cratelib.figures.tables import format_table
+    from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
+    from cratelib.train.study import STAGES, STUDY_RUNS, study_checkpoints
+
+    try:
+        found = study_checkpoints(args.runs or STUDY_RUNS, args.stage or STAGES,
+                                  finished_only=not args.unfinished)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"cratelib study: {err}", file=sys.stderr)
+        return 2
+    data_args = {json.dumps(c["data_args"], sort_keys=True) for c in found}
+    if len(data_args) > 1:
+        print(f"cratelib study: the runs were trained on different data: {sorted(data_args)}", file=sys.stderr)
+        return 2
+    sets = probe_sets(found[0]["data_args"], args.images)
+    models = [StudyModel(c["name"], c["seed"], c["stage"], load_checkpoint(c["path"]).eval()) for c in found]
+    out = Path(args.out)
+    result = run_study(models, sets, pca=not args.no_pca, maskcut_folder=None if args.no_maskcut else out / "coco")
+    epochs = {(c["name"], c["seed"], c["stage"]): c["epoch"] for c in found}
+    for row in result.rows:
+        row["epoch"] = epochs.get((row["name"], row["seed"], row["stage"]), "")
+    columns = list(dict.fromkeys(k for r in result.rows for k in r))
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(result.rows)
+    atomic_write_text(out / "study.csv", text.getvalue())
+    atomic_write_json(out / "study.json", {"runs": [{k: str(v) if k == "path" else v for k, v in c.items()} for c in found],
+                                           "images": {"select": len(sets.select), "measure": len(sets.measure)},
+                                           "rows": result.rows, "verdicts": result.verdicts})
+    table = format_table(result.primary(), [c for c in columns if c not in ("primary",)], digits=3)
+    atomic_write_text(out / "study.md", table + "\n")
+    print(table)
+    for v in result.verdicts:
+        print(f"{v['stage']}: {v['a']} - {v['b']} on {v['measure']}: {v['difference']:+.3f} (spread {v['spread']:.3f}, "
+              f"{v['seeds']} seed(s)); same sign {v['same_sign']}, beyond 2 spreads {v['beyond_spread']}, "
+              f"both above pixels {v['beat_pixels']} -> {'real' if v['real'] else 'not established'}")
+    for stage in sorted({r["stage"] for r in result.rows if r["stage"] != "baseline"}):
+        fig = plot_study_layers([r for r in result.rows if r["stage"] in (stage, "baseline")], stage=stage)
+        atomic_write(out / f"layers_{stage}.png", lambda f: fig.savefig(f, format="png", dpi=100))
+    finals = {f"{n} s{s}": m for (n, s, st), m in result.maps.items() if st == "final"}
+    if finals:
+        k = next(iter(finals.values())).shape[0]
+        fig = plot_study_maps(list(sets.measure.images[:k]), finals, list(sets.measure.instance_map[:k] == 1))
+        atomic_write(out / "maps_final.png", lambda f: fig.savefig(f, format="png", dpi=100))
+    print(f"{len(models)} checkpoints on {len(sets.measure)} images -> {out / 'study.csv'}, study.json, study.md, figures")
+    return 0
+
+
 def _add_train_args(p: argparse.ArgumentParser, default_config: str) -> None:
     p.add_argument("--config", default=default_config,
                    help="preset name (cpu-demo, colab, paper, finetune, zoo-*) or a YAML file")
@@ -147,6 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs/zoo", help="run directories (resumable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
     p.set_defaults(func=_train_zoo)
+
+    p = sub.add_parser("train-study", help="train (resuming) the emergence study's runs in data/study/runs")
+    p.add_argument("--only", action="append", default=[], metavar="MODEL", help="crate, vit-cls, vit-gap, crate-mlp, "
+                   "crate-mhsa, crate-sth (repeatable; default: all)")
+    p.add_argument("--seed", action="append", type=int, default=[], help="training seed (repeatable; default: 0)")
+    p.set_defaults(func=_train_study)
+
+    p = sub.add_parser("study", help="the emergence study's protocol on its finished runs: one table (CSV/JSON/Markdown) "
+                       "and the figures")
+    p.add_argument("--runs", default=None, help="folder of run folders <model>-s<seed>/ (default: data/study/runs)")
+    p.add_argument("--out", default="out/study", help="where the table and figures go")
+    p.add_argument("--images", type=int, default=256, help="images in the selection and in the measurement set")
+    p.add_argument("--stage", action="append", choices=["final", "equal_acc", "init"],
+                   help="checkpoints to measure: final, equal_acc (first epoch at the recipe's validation "
+                        "accuracy, 80 %%), init (repeatable; default: all three)")
+    p.add_argument("--unfinished", action="store_true", help="also measure runs still training (their latest epoch)")
+    p.add_argument("--no-pca", action="store_true", help="skip the principal-component measure")
+    p.add_argument("--no-maskcut", action="store_true", help="skip MaskCut's AP50")
+    p.set_defaults(func=_study)
 
     from cratelib.cli_evaluate import add_evaluate_parser
 

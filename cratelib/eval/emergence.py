@@ -52,11 +52,12 @@ from cratelib.eval.maskcut_eval import layerwise_maskcut
 from cratelib.eval.metrics import roc_auc
 from cratelib.eval.pca import pca_by_group
 from cratelib.eval.sources import held_out_samples
-from cratelib.eval.stats import across_seeds
+from cratelib.eval.stats import across_seeds, paired
 from cratelib.trace import num_layers
 
 __all__ = ["RULES", "PRIMARY_LAYER", "ProbeSets", "probe_sets", "RunScores", "score_model", "score_maps_on",
-           "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares"]
+           "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares",
+           "PAIRS", "PRIMARY_MEASURE", "StudyModel", "StudyResult", "run_study", "study_verdicts"]
 
 # The pre-named primary pair: CRATE's penultimate layer (the paper's, Fig. 14), the ViT's last.
 PRIMARY_LAYER: dict[str, int] = {"crate": -2, "vit": -1}
@@ -248,3 +249,106 @@ def summary_row(scores: RunScores, layer: int) -> dict:
 def flat_shares(data: SyntheticData) -> dict[str, float]:
     """What a flat map puts on the main object and on the distractors: their shares of the image."""
     return {"on_main": float((data.instance_map == 1).mean()), "on_distractors": float((data.distractor_map > 0).mean())}
+
+
+# The comparisons the study was designed for, on the primary measure at the primary layers.
+PAIRS: tuple[tuple[str, str], ...] = (("crate", "vit-cls"), ("crate", "vit-gap"))
+PRIMARY_MEASURE = "auc_half"
+RULES_PRIMARY = "half"  # the object-patch rule of the primary measure
+
+
+@dataclass
+class StudyModel:
+    """One checkpoint of the study: model ``name`` (``crate``, ``vit-cls``, ...), training
+    ``seed``, ``stage`` (``final``; ``equal_acc``: when validation accuracy first reached the
+    recipe's 80 %; ``init``: before training) and the loaded module."""
+
+    name: str
+    seed: int
+    stage: str
+    model: torch.nn.Module
+
+
+@dataclass
+class StudyResult:
+    """Everything :func:`run_study` measured.
+
+    Attributes:
+        rows: one dict per model checkpoint and layer (``name, seed, stage, layer, primary`` and the
+            :func:`summary_row` measures), then one per pixel cue and for random maps
+            (``stage="baseline"``).
+        scores: ``(name, seed, stage) -> RunScores``.
+        verdicts: one dict per stage and pair of :data:`PAIRS` (:func:`verdict` on the primary
+            measure, plus each seed's paired per-image difference and its standard error).
+        maps: ``(name, seed, stage) -> (J', h, w)`` the chosen head's maps at the primary layer on
+            the first measurement images, for figures.
+    """
+
+    rows: list[dict]
+    scores: dict[tuple[str, int, str], RunScores]
+    verdicts: list[dict]
+    maps: dict[tuple[str, int, str], torch.Tensor]
+
+    def primary(self) -> list[dict]:
+        """The rows at each model's primary layer, and the baselines."""
+        return [r for r in self.rows if r["primary"]]
+
+
+def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, maskcut_folder: str | Path | None = None,
+              num_maps: int = 6, device: str | torch.device = "cpu") -> StudyResult:
+    """The protocol on every checkpoint, the baselines, and the verdicts of :data:`PAIRS`.
+
+    Args:
+        models: the checkpoints (all trained on the data of ``sets``).
+        sets: selection and measurement images (:func:`probe_sets`).
+        pca: also measure the first principal component (slower).
+        maskcut_folder: where to export the measurement set as COCO for MaskCut's AP50 at the
+            primary layer (``None``: skip MaskCut).
+        num_maps: how many images' maps to keep for figures.
+        device: where the models run.
+    """
+    rows, scores, maps = [], {}, {}
+    for m in models:
+        key = (m.name, m.seed, m.stage)
+        s = scores[key] = score_model(m.model, sets, pca=pca, device=device)
+        primary = s.layer(primary_layer(m.name))
+        for i in range(len(s.layers)):
+            row = {"name": m.name, "seed": m.seed, "stage": m.stage, "primary": i == primary,
+                   **summary_row(s, s.layers[i])}
+            if maskcut_folder is not None and i == primary:
+                row["maskcut_ap50"] = maskcut_ap50(m.model, sets.measure, maskcut_folder, s.layers[i])
+            rows.append(row)
+        head = int(s.head(RULES_PRIMARY)[primary])
+        maps[key] = layer_maps(m.model, list(sets.measure.images[:num_maps]), [s.layers[primary]],
+                               device=device)[0][:, head]
+    heads = max((s.auc["half"].shape[-1] for s in scores.values()), default=1)
+    grid = tuple(next(iter(maps.values())).shape[-2:]) if maps else (8, 8)
+    for name, s in baseline_scores(sets, grid, heads).items():
+        rows.append({"name": name, "seed": -1, "stage": "baseline", "primary": True, **summary_row(s, 0)})
+    return StudyResult(rows, scores, study_verdicts(rows, scores), maps)
+
+
+
+def study_verdicts(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], RunScores]) -> list[dict]:
+    """:func:`verdict` for every pair of :data:`PAIRS` and stage with at least one common seed."""
+    best_pixel = max((r[PRIMARY_MEASURE] for r in rows if r["stage"] == "baseline" and r["name"] != "random"),
+                     default=float("nan"))
+    primary = {(r["name"], r["seed"], r["stage"]): r for r in rows if r["primary"] and r["stage"] != "baseline"}
+    out = []
+    for stage in sorted({k[2] for k in primary}):
+        for a, b in PAIRS:
+            seeds = sorted({k[1] for k in primary if k[0] == a and k[2] == stage}
+                           & {k[1] for k in primary if k[0] == b and k[2] == stage})
+            if not seeds:
+                continue
+            va = [primary[(a, s, stage)][PRIMARY_MEASURE] for s in seeds]
+            vb = [primary[(b, s, stage)][PRIMARY_MEASURE] for s in seeds]
+            per_seed = []
+            for s in seeds:
+                sa, sb = scores[(a, s, stage)], scores[(b, s, stage)]
+                ia, ib = sa.layer(primary_layer(a)), sb.layer(primary_layer(b))
+                diff, se = paired(sa.chosen(RULES_PRIMARY)[ia], sb.chosen(RULES_PRIMARY)[ib])
+                per_seed.append({"seed": s, "difference": diff, "se": se})
+            out.append({"stage": stage, "a": a, "b": b, "measure": PRIMARY_MEASURE, "best_pixel": best_pixel,
+                        **verdict(va, vb, best_pixel), "per_seed": per_seed})
+    return out

@@ -1,0 +1,69 @@
+"""The emergence study's runs and `python -m cratelib study` on them (tiny models, tiny data)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cratelib.cli import main
+from cratelib.train import train
+from cratelib.train.study import STUDY_MODELS, study_checkpoints, study_config
+
+TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
+        "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
+        "snapshot_at_val_acc": 0.01}
+
+
+def test_every_study_model_shares_the_recipe_but_its_architecture():
+    base = study_config("crate").to_dict()
+    for name in STUDY_MODELS:
+        c = study_config(name, seed=2).to_dict()
+        assert c["seed"] == 2 and c["name"] == f"{name}-s2"
+        differ = {k for k in c if c[k] != base[k]} - {"seed", "name"}
+        assert differ <= {"model", "model_args"}, (name, differ)
+        assert c["label_smoothing"] == 0.1 and c["fresh_data"] and c["data_args"]["version"] == 4
+    assert study_config("vit-gap").model_args["pool"] == "mean"
+    with pytest.raises(ValueError, match="unknown study model"):
+        study_config("resnet")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    cache = str(root / "cache")
+    for name in ("crate", "vit-cls"):
+        train(study_config(name, 0, out_dir=str(root / "runs"), data_root=cache, **TINY), progress=False)
+    # a run still training is not a finished model
+    train(study_config("vit-gap", 0, out_dir=str(root / "runs"), data_root=cache, **{**TINY, "epochs": 2}),
+          progress=False, on_epoch_end=lambda record: True)
+    return root
+
+
+def test_study_checkpoints_lists_finished_runs_in_the_models_order(runs):
+    found = study_checkpoints(runs / "runs")
+    assert [(c["name"], c["stage"]) for c in found] == [
+        ("crate", "final"), ("crate", "equal_acc"), ("crate", "init"),
+        ("vit-cls", "final"), ("vit-cls", "equal_acc"), ("vit-cls", "init")]
+    assert {c["epoch"] for c in found if c["stage"] == "init"} == {0}
+    assert found[0]["data_args"]["image_size"] == 32
+    assert "vit-gap" in {c["name"] for c in study_checkpoints(runs / "runs", finished_only=False)}
+    with pytest.raises(FileNotFoundError, match="no finished study runs"):
+        study_checkpoints(runs / "nothing")
+
+
+def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
+    out = runs / "out"
+    assert main(["study", "--runs", str(runs / "runs"), "--images", "8", "--no-maskcut", "--stage", "final",
+                 "--stage", "init", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "final: crate - vit-cls on auc_half" in printed and "not established" in printed  # one seed
+    data = json.loads((out / "study.json").read_text())
+    primary = [r for r in data["rows"] if r["primary"]]
+    assert {(r["name"], r["stage"], r["layer"]) for r in primary if r["stage"] != "baseline"} == {
+        ("crate", "final", 1), ("crate", "init", 1), ("vit-cls", "final", 2), ("vit-cls", "init", 2)}
+    assert {r["name"] for r in primary if r["stage"] == "baseline"} == {
+        "brightness", "saturation", "colour_distance", "edge_energy", "random"}
+    assert len(data["rows"]) == 4 * 2 + 5  # every layer of every checkpoint, and the baselines
+    assert (out / "study.csv").read_text().splitlines()[0].startswith("name,seed,stage,primary,layer,head")
+    assert {p.name for p in out.glob("*.png")} == {"layers_final.png", "layers_init.png", "maps_final.png"}
+    assert main(["study", "--runs", str(runs / "nothing"), "--out", str(out)]) == 2
