@@ -237,13 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-maskcut", action="store_true", help="skip MaskCut's AP50")
     p.set_defaults(func=_study)
 
-    from cratelib.cli_evaluate import add_evaluate_parser
-
-    add_evaluate_parser(sub)  # evaluate {attention,pca,coarse-seg,maskcut}
+    # evaluate {attention,pca,coarse-seg,maskcut}: its parser lives with its (heavy) imports in
+    # cratelib.cli_evaluate, loaded only when the command runs, so that `info` and friends start fast.
+    # main() hands `evaluate ...` to it before this parser runs; the entry here lists the command.
+    sub.add_parser("evaluate", help="App. B evaluations: attention maps, PCA, coarse segmentation, MaskCut "
+                   "(python -m cratelib evaluate --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["evaluate"]:
+        from cratelib.cli_evaluate import main as evaluate_main
+
+        return evaluate_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "data" and args.format != "npz" and args.out is None:

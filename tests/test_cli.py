@@ -70,3 +70,16 @@ def test_data_command_npz_reports_the_cache_file_it_wrote(tmp_path, capsys):
     assert main(["data", "--num-images", "2", "--cache-dir", str(tmp_path)]) == 0
     path = cache_path(SyntheticConfig(2, split="val"), tmp_path)
     assert path.is_file() and str(path) in capsys.readouterr().out
+
+
+def test_info_loads_no_evaluation_code():
+    """`info` answers from the configs: it must not pull in the evaluations (eval, figures,
+    torchvision, matplotlib), whose imports took most of its start-up before."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom cratelib.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main(['info'])\n"
+            "print(sorted(m for m in ('cratelib.eval', 'cratelib.figures', 'torchvision', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
