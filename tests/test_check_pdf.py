@@ -31,7 +31,7 @@ def test_title_skips_front_matter_and_code_fences(tmp_path):
 def test_reproduction_chapters_are_part_2_of_the_toc():
     book = check_pdf.chapters(ROOT / "_toc.yml")
     assert [c.source for c in book if c.reproduction] == [
-        f"book/{name}" for name in ("06_training", "07_attention", "08_pca", "09_coarse_segmentation",
+        f"book/{name}" for name in ("06_training", "06b_fair_instrument", "07_attention", "08_pca", "09_coarse_segmentation",
                                     "10_maskcut", "11_ablations", "12_depth_heads_epochs_noise",
                                     "13_transfer", "14_full_scale")]
     assert book[1].title == "Coding rate and rate reduction"
