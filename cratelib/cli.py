@@ -111,10 +111,11 @@ def _study(args: argparse.Namespace) -> int:
     from cratelib.figures.emergence import plot_study_layers, plot_study_maps
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
-    from cratelib.train.study import STAGES, STUDY_RUNS, study_checkpoints
+    from cratelib.train.study import STAGES, STUDY_RUNS, STUDY_ZOO, study_checkpoints
 
     try:
-        found = study_checkpoints(args.runs or STUDY_RUNS, args.stage or STAGES,
+        default = STUDY_ZOO if any(STUDY_ZOO.glob("*-s*.json")) else STUDY_RUNS
+        found = study_checkpoints(args.checkpoints or default, args.stage or STAGES,
                                   finished_only=not args.unfinished)
     except (FileNotFoundError, ValueError) as err:
         print(f"cratelib study: {err}", file=sys.stderr)
@@ -218,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
     p.set_defaults(func=_train_zoo)
 
-    p = sub.add_parser("train-study", help="train (resuming) the emergence study's runs in data/study/runs")
+    p = sub.add_parser("train-study", help="train (resuming) the emergence study's runs in data/study/runs and "
+                       "ship the finished ones to data/checkpoints/study")
     p.add_argument("--only", action="append", default=[], metavar="MODEL", help="crate, vit-cls, vit-gap, crate-mlp, "
                    "crate-mhsa, crate-sth (repeatable; default: all)")
     p.add_argument("--seed", action="append", type=int, default=[], help="training seed (repeatable; default: 0)")
@@ -226,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="the emergence study's protocol on its finished runs: one table (CSV/JSON/Markdown) "
                        "and the figures")
-    p.add_argument("--runs", default=None, help="folder of run folders <model>-s<seed>/ (default: data/study/runs)")
+    p.add_argument("--checkpoints", default=None,
+                   help="the shipped study zoo (<model>-s<seed>.pt with its .json record) or a folder of run "
+                        "folders <model>-s<seed>/ (default: data/checkpoints/study if it holds any, else data/study/runs)")
     p.add_argument("--out", default="out/study", help="where the table and figures go")
     p.add_argument("--images", type=int, default=256, help="images in the selection and in the measurement set")
     p.add_argument("--stage", action="append", choices=["final", "equal_acc", "init"],

@@ -7,7 +7,7 @@ import pytest
 
 from cratelib.cli import main
 from cratelib.train import train
-from cratelib.train.study import STUDY_MODELS, study_checkpoints, study_config
+from cratelib.train.study import STUDY_MODELS, export_study, study_checkpoints, study_config
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -51,9 +51,21 @@ def test_study_checkpoints_lists_finished_runs_in_the_models_order(runs):
         study_checkpoints(runs / "nothing")
 
 
+def test_shipped_runs_read_like_run_folders(runs):
+    records = export_study(["crate", "vit-cls", "vit-gap"], [0], runs / "zoo", runs / "runs")
+    assert [r["name"] for r in records] == ["crate-s0", "vit-cls-s0"]  # vit-gap-s0 is not finished
+    assert records[0]["train_config"]["data_args"]["version"] == 4 and 0 <= records[0]["held_out"]["acc"] <= 1
+    shipped = study_checkpoints(runs / "zoo")
+    from_runs = study_checkpoints(runs / "runs")
+    assert [(c["name"], c["seed"], c["stage"], c["epoch"]) for c in shipped] == [
+        (c["name"], c["seed"], c["stage"], c["epoch"]) for c in from_runs]
+    assert {c["path"].name for c in shipped} == {"crate-s0.pt", "crate-s0_val_acc_0.01.pt", "crate-s0_epoch0.pt",
+                                                 "vit-cls-s0.pt", "vit-cls-s0_val_acc_0.01.pt", "vit-cls-s0_epoch0.pt"}
+
+
 def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
     out = runs / "out"
-    assert main(["study", "--runs", str(runs / "runs"), "--images", "8", "--no-maskcut", "--stage", "final",
+    assert main(["study", "--checkpoints", str(runs / "runs"), "--images", "8", "--no-maskcut", "--stage", "final",
                  "--stage", "init", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "final: crate - vit-cls on auc_half" in printed and "not established" in printed  # one seed
@@ -66,4 +78,4 @@ def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
     assert len(data["rows"]) == 4 * 2 + 5  # every layer of every checkpoint, and the baselines
     assert (out / "study.csv").read_text().splitlines()[0].startswith("name,seed,stage,primary,layer,head")
     assert {p.name for p in out.glob("*.png")} == {"layers_final.png", "layers_init.png", "maps_final.png"}
-    assert main(["study", "--runs", str(runs / "nothing"), "--out", str(out)]) == 2
+    assert main(["study", "--checkpoints", str(runs / "nothing"), "--out", str(out)]) == 2

@@ -12,18 +12,22 @@ depend only on the data config and ``e``, so every model and seed sees the same 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from cratelib.train.config import TrainConfig, load_config
+from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import train
+from cratelib.train.zoo import export_run
 
-__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STAGES", "study_config", "run_name", "study_checkpoints",
-           "train_study"]
+__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STAGES", "study_config", "run_name", "study_checkpoints",
+           "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
+STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
 
 # name -> overrides of the recipe (architecture only; sizes as the recipe: dim 96, 4 heads, depth 6).
 STUDY_MODELS: dict[str, dict] = {
@@ -54,62 +58,98 @@ def study_config(model: str, seed: int = 0, **overrides) -> TrainConfig:
 STAGES = ("final", "equal_acc", "init")
 
 
-def _stage_file(stage: str, config: dict) -> str:
-    return {"final": "last.pt", "equal_acc": f"val_acc_{config['snapshot_at_val_acc']:g}.pt",
-            "init": "epoch_0.pt"}[stage]
+def _stage_file(stage: str, config: dict, name: str | None = None) -> str:
+    """The file of ``stage`` in a run folder (``name`` None) or, for run ``name``, in the shipped zoo."""
+    acc = f"val_acc_{config['snapshot_at_val_acc']:g}"
+    if name is None:
+        return {"final": "last.pt", "equal_acc": f"{acc}.pt", "init": "epoch_0.pt"}[stage]
+    return {"final": f"{name}.pt", "equal_acc": f"{name}_{acc}.pt", "init": f"{name}_epoch0.pt"}[stage]
 
 
-def study_checkpoints(runs_dir: str | Path = STUDY_RUNS, stages: Sequence[str] = STAGES,
+def _runs(folder: Path) -> list[tuple[str, int, dict, int, Path | None]]:
+    """``(model, seed, train config, epochs trained, run folder or None)`` of every study run in
+    ``folder``: run folders ``<model>-s<seed>/last.pt`` and shipped records ``<model>-s<seed>.json``."""
+    found = []
+    for path in [*folder.glob("*-s*/last.pt"), *folder.glob("*-s*.json")]:
+        run = path.parent.name if path.name == "last.pt" else path.stem
+        name, _, seed = run.rpartition("-s")
+        if name not in STUDY_MODELS or not seed.isdigit():
+            continue
+        if path.name == "last.pt":
+            last = torch.load(path, map_location="cpu", weights_only=False)
+            found.append((name, int(seed), last["train_config"], last["epoch"], path.parent))
+        else:
+            record = json.loads(path.read_text())
+            found.append((name, int(seed), record["train_config"], record["epochs"], None))
+    order = {name: i for i, name in enumerate(STUDY_MODELS)}
+    return sorted(found, key=lambda r: (order[r[0]], r[1]))
+
+
+def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = STAGES,
                       finished_only: bool = True) -> list[dict]:
-    """The checkpoints of the study's run folders ``<runs_dir>/<model>-s<seed>/``.
+    """The checkpoints of the study's runs in ``folder``: run folders ``<model>-s<seed>/``
+    (``data/study/runs``) or the shipped zoo's ``<model>-s<seed>.pt`` with its record
+    (``data/checkpoints/study``, :func:`export_study`).
 
     Returns:
-        One dict per checkpoint found: ``name``, ``seed``, ``stage``, ``path``, ``epoch`` (of the
-        checkpoint), ``epochs`` (the run's planned total) and ``data_args`` (the run's data
-        config). With ``finished_only``, runs still training are left out (their ``last.pt`` is not
-        the final model).
+        One dict per checkpoint found, in the models' order: ``name``, ``seed``, ``stage``,
+        ``path``, ``epoch`` (of the checkpoint), ``epochs`` (the run's planned total) and
+        ``data_args`` (the run's data config, with its ``image_size``). With ``finished_only``,
+        runs still training are left out (their ``last.pt`` is not the final model).
 
     Raises:
-        FileNotFoundError: no run folder with a ``last.pt`` in ``runs_dir``.
+        FileNotFoundError: no study run in ``folder``.
     """
-    runs_dir = Path(runs_dir)
+    folder = Path(folder)
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise ValueError(f"unknown stages {unknown}; known: {list(STAGES)}")
     found = []
-    order = {name: i for i, name in enumerate(STUDY_MODELS)}
-    runs = sorted(runs_dir.glob("*-s*/last.pt"), key=lambda p: (order.get(p.parent.name.rpartition("-s")[0], 99),
-                                                                 p.parent.name))
-    for run in runs:
-        name, _, seed = run.parent.name.rpartition("-s")
-        if name not in STUDY_MODELS or not seed.isdigit():
-            continue
-        last = torch.load(run, map_location="cpu", weights_only=False)
-        config = last["train_config"]
-        if finished_only and last["epoch"] < config["epochs"]:
+    for name, seed, config, trained, run_dir in _runs(folder):
+        if finished_only and trained < config["epochs"]:
             continue
         for stage in stages:
             if stage == "equal_acc" and config["snapshot_at_val_acc"] is None:
                 continue
-            path = run.parent / _stage_file(stage, config)
+            run = run_name(name, seed)
+            path = run_dir / _stage_file(stage, config) if run_dir else folder / _stage_file(stage, config, run)
             if path.is_file():
-                epoch = last["epoch"] if stage == "final" else torch.load(path, map_location="cpu",
-                                                                          weights_only=True)["epoch"]
-                found.append({"name": name, "seed": int(seed), "stage": stage, "path": path, "epoch": epoch,
-                              "epochs": config["epochs"], "data_args": dict(config["data_args"],
-                                                                            image_size=config["img_size"])})
+                epoch = trained if stage == "final" else torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+                found.append({"name": name, "seed": seed, "stage": stage, "path": path, "epoch": epoch,
+                              "epochs": config["epochs"],
+                              "data_args": dict(config["data_args"], image_size=config["img_size"])})
     if not found:
-        raise FileNotFoundError(f"no {'finished ' if finished_only else ''}study runs (<model>-s<seed>/last.pt) in "
-                                f"{runs_dir}; train them with `python -m cratelib train-study`")
+        raise FileNotFoundError(f"no {'finished ' if finished_only else ''}study runs in {folder} (run folders "
+                                "<model>-s<seed>/last.pt or shipped <model>-s<seed>.pt + .json); train them with "
+                                "`python -m cratelib train-study`")
     return found
+
+
+def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                 out_dir: str | Path = STUDY_ZOO, runs_dir: str | Path | None = None) -> list[dict]:
+    """Ship the finished runs in ``runs_dir`` (default: :data:`STUDY_RUNS`) of ``models`` and
+    ``seeds`` (default: all) to ``out_dir`` with :func:`cratelib.train.zoo.export_run`: float16
+    weights, the epoch and equal-accuracy snapshots, and a record with the run's own config (recipe,
+    data version), the held-out accuracy and the training time. Runs not finished are skipped."""
+    records = []
+    for name, seed, config, trained, run_dir in _runs(Path(runs_dir or STUDY_RUNS)):
+        if run_dir is None or trained < config["epochs"] or (models and name not in models) \
+                or (seeds is not None and seed not in seeds):
+            continue
+        run = TrainConfig.from_dict({**config, "out_dir": str(run_dir.parent), "name": run_dir.name})
+        records.append(export_run(run, out_dir, f"python -m cratelib train-study --only {name} --seed {seed}"))
+    return records
 
 
 def train_study(models: Sequence[str] | None = None, seeds: Sequence[int] = (0,), **kwargs) -> list[dict]:
     """Train (resuming) the study runs of ``models`` (default: all) and ``seeds``, one after the
-    other; ``kwargs`` go to :func:`cratelib.train.train`. Returns each run's last history record."""
+    other, and ship each finished run (:func:`export_study`); ``kwargs`` go to
+    :func:`cratelib.train.train`. Returns each run's last history record."""
     out = []
     for model in models or list(STUDY_MODELS):
         for seed in seeds:
             result = train(study_config(model, seed), resume=True, **kwargs)
             out.append({"run": run_name(model, seed), **(result.history[-1] if result.history else {})})
+            if is_main_process():  # under torchrun, rank 0 ships
+                export_study([model], [seed])
     return out

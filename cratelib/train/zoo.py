@@ -71,17 +71,19 @@ def held_out_accuracy(model: CRATE, config: TrainConfig, device: str = "cpu") ->
 
 
 def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str = "") -> dict:
-    """Copy a finished run into the zoo: float16 weights, snapshots, and the record JSON."""
+    """Copy a finished run into the zoo: float16 weights, snapshots (``<name>_epoch<e>.pt``, and
+    ``<name>_val_acc_<a>.pt`` where the run kept one), and the record JSON."""
     out_dir = Path(out_dir)
     run = config.run_dir
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     name = config.name
     atomic_torch_save(out_dir / f"{name}.pt",
                       {"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"]})
-    for snap in sorted(run.glob("epoch_*.pt")):
+    snapshots = {snap: f"{name}_epoch{snap.stem.removeprefix('epoch_')}.pt" for snap in sorted(run.glob("epoch_*.pt"))}
+    snapshots |= {snap: f"{name}_{snap.stem}.pt" for snap in run.glob("val_acc_*.pt")}  # the equal-accuracy snapshot
+    for snap, file in snapshots.items():
         s = torch.load(snap, map_location="cpu", weights_only=True)
-        atomic_torch_save(out_dir / f"{name}_epoch{s['epoch']}.pt",
-                          {"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]})
+        atomic_torch_save(out_dir / file, {"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]})
     model = load_checkpoint(out_dir / f"{name}.pt")
     record = {
         "name": name,
