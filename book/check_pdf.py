@@ -64,14 +64,17 @@ def title_of(source: Path) -> str:
 
 
 def chapters(toc_path: Path) -> list[Chapter]:
-    """The chapters of the table of contents, in order, with their titles."""
+    """The chapters of the table of contents and the files of their sections, in order, with their titles."""
     toc = yaml.safe_load(toc_path.read_text())
     found = []
     for part in toc.get("parts", []):
         reproduction = str(part.get("caption", "")).startswith("Part 2")
-        for entry in part.get("chapters", []):
+        entries = list(part.get("chapters", []))
+        while entries:  # a chapter, then the files of its sections
+            entry = entries.pop(0)
             source = toc_path.parent / f"{entry['file']}.md"
             found.append(Chapter(entry["file"], title_of(source), reproduction))
+            entries[:0] = entry.get("sections", [])
     if not any(c.reproduction for c in found):
         raise ValueError(f"{toc_path}: no part whose caption starts with 'Part 2' (the reproduction chapters)")
     return found

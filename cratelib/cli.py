@@ -104,33 +104,23 @@ def _train_study(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace) -> int:
     import csv
     import io
-    import json
 
-    from cratelib import load_checkpoint
-    from cratelib.eval.emergence import StudyModel, probe_sets, run_study
+    from cratelib.eval.emergence import measure_study
     from cratelib.figures.emergence import plot_study_layers, plot_study_maps
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
     from cratelib.train.study import STAGES, STUDY_RUNS, STUDY_ZOO, study_checkpoints
 
+    out = Path(args.out)
     try:
         default = STUDY_ZOO if any(STUDY_ZOO.glob("*-s*.json")) else STUDY_RUNS
         found = study_checkpoints(args.checkpoints or default, args.stage or STAGES,
                                   finished_only=not args.unfinished)
+        result, sets = measure_study(found, args.images, pca=not args.no_pca,
+                                     maskcut_folder=None if args.no_maskcut else out / "coco")
     except (FileNotFoundError, ValueError) as err:
         print(f"cratelib study: {err}", file=sys.stderr)
         return 2
-    data_args = {json.dumps(c["data_args"], sort_keys=True) for c in found}
-    if len(data_args) > 1:
-        print(f"cratelib study: the runs were trained on different data: {sorted(data_args)}", file=sys.stderr)
-        return 2
-    sets = probe_sets(found[0]["data_args"], args.images)
-    models = [StudyModel(c["name"], c["seed"], c["stage"], load_checkpoint(c["path"]).eval()) for c in found]
-    out = Path(args.out)
-    result = run_study(models, sets, pca=not args.no_pca, maskcut_folder=None if args.no_maskcut else out / "coco")
-    epochs = {(c["name"], c["seed"], c["stage"]): c["epoch"] for c in found}
-    for row in result.rows:
-        row["epoch"] = epochs.get((row["name"], row["seed"], row["stage"]), "")
     columns = list(dict.fromkeys(k for r in result.rows for k in r))
 
     text = io.StringIO()
@@ -156,7 +146,7 @@ def _study(args: argparse.Namespace) -> int:
         k = next(iter(finals.values())).shape[0]
         fig = plot_study_maps(list(sets.measure.images[:k]), finals, list(sets.measure.instance_map[:k] == 1))
         atomic_write(out / "maps_final.png", lambda f: fig.savefig(f, format="png", dpi=100))
-    print(f"{len(models)} checkpoints on {len(sets.measure)} images -> {out / 'study.csv'}, study.json, study.md, figures")
+    print(f"{len(found)} checkpoints on {len(sets.measure)} images -> {out / 'study.csv'}, study.json, study.md, figures")
     return 0
 
 

@@ -79,3 +79,19 @@ def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
     assert (out / "study.csv").read_text().splitlines()[0].startswith("name,seed,stage,primary,layer,head")
     assert {p.name for p in out.glob("*.png")} == {"layers_final.png", "layers_init.png", "maps_final.png"}
     assert main(["study", "--checkpoints", str(runs / "nothing"), "--out", str(out)]) == 2
+
+
+def test_measure_study_dates_every_row_and_refuses_mixed_data(runs):
+    from cratelib.eval.emergence import measure_study
+
+    found = study_checkpoints(runs / "runs", stages=["final", "init"])
+    result, sets = measure_study(found, num_images=8, pca=False)
+    assert len(sets.select) == len(sets.measure) == 8
+    epochs = {(r["name"], r["stage"]): r["epoch"] for r in result.rows if r["stage"] != "baseline"}
+    assert epochs == {("crate", "final"): 1, ("crate", "init"): 0, ("vit-cls", "final"): 1, ("vit-cls", "init"): 0}
+    assert {r["epoch"] for r in result.rows if r["stage"] == "baseline"} == {""}
+    other = [dict(found[0], data_args={**found[0]["data_args"], "texture_correlation": 0.5}), *found[1:]]
+    with pytest.raises(ValueError, match="different data"):
+        measure_study(other, num_images=8, pca=False)
+    with pytest.raises(ValueError, match="no checkpoints"):
+        measure_study([], num_images=8)

@@ -38,9 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import json
+
 import numpy as np
 import torch
 
+from cratelib.checkpoint import load_checkpoint
 from cratelib.data import SyntheticData, load_or_generate
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic import HELD_OUT_SEED
@@ -57,7 +60,7 @@ from cratelib.trace import num_layers
 
 __all__ = ["RULES", "PRIMARY_LAYER", "ProbeSets", "probe_sets", "RunScores", "score_model", "score_maps_on",
            "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares",
-           "PAIRS", "PRIMARY_MEASURE", "StudyModel", "StudyResult", "run_study", "study_verdicts"]
+           "PAIRS", "PRIMARY_MEASURE", "StudyModel", "StudyResult", "run_study", "study_verdicts", "measure_study"]
 
 # The pre-named primary pair: CRATE's penultimate layer (the paper's, Fig. 14), the ViT's last.
 PRIMARY_LAYER: dict[str, int] = {"crate": -2, "vit": -1}
@@ -352,3 +355,35 @@ def study_verdicts(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], R
             out.append({"stage": stage, "a": a, "b": b, "measure": PRIMARY_MEASURE, "best_pixel": best_pixel,
                         **verdict(va, vb, best_pixel), "per_seed": per_seed})
     return out
+
+
+def measure_study(checkpoints: Sequence[Mapping], num_images: int = 256, pca: bool = True,
+                  maskcut_folder: str | Path | None = None, device: str | torch.device = "cpu"
+                  ) -> tuple[StudyResult, ProbeSets]:
+    """The protocol on the study's saved checkpoints: what ``python -m cratelib study`` and the book run.
+
+    Args:
+        checkpoints: one mapping per checkpoint with ``name``, ``seed``, ``stage``, ``path``,
+            ``epoch`` and ``data_args`` (:func:`cratelib.train.study.study_checkpoints`).
+        num_images: images in the selection set and in the measurement set.
+        pca, maskcut_folder, device: as in :func:`run_study`.
+
+    Returns:
+        The :class:`StudyResult` (each row with the ``epoch`` of its checkpoint; baselines ``""``)
+        and the :class:`ProbeSets` it was measured on.
+
+    Raises:
+        ValueError: no checkpoints, or checkpoints trained on different data.
+    """
+    if not checkpoints:
+        raise ValueError("no checkpoints to measure")
+    data = {json.dumps(c["data_args"], sort_keys=True) for c in checkpoints}
+    if len(data) > 1:
+        raise ValueError(f"the checkpoints were trained on different data: {sorted(data)}")
+    sets = probe_sets(checkpoints[0]["data_args"], num_images)
+    models = [StudyModel(c["name"], c["seed"], c["stage"], load_checkpoint(c["path"]).eval()) for c in checkpoints]
+    result = run_study(models, sets, pca=pca, maskcut_folder=maskcut_folder, device=device)
+    epochs = {(c["name"], c["seed"], c["stage"]): c["epoch"] for c in checkpoints}
+    for row in result.rows:
+        row["epoch"] = epochs.get((row["name"], row["seed"], row["stage"]), "")
+    return result, sets
