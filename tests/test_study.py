@@ -7,7 +7,7 @@ import pytest
 
 from cratelib.cli import main
 from cratelib.train import train
-from cratelib.train.study import STUDY_MODELS, export_study, study_checkpoints, study_config
+from cratelib.train.study import STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, study_checkpoints, study_config
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -55,6 +55,8 @@ def test_shipped_runs_read_like_run_folders(runs):
     records = export_study(["crate", "vit-cls", "vit-gap"], [0], runs / "zoo", runs / "runs")
     assert [r["name"] for r in records] == ["crate-s0", "vit-cls-s0"]  # vit-gap-s0 is not finished
     assert records[0]["train_config"]["data_args"]["version"] == 4 and 0 <= records[0]["held_out"]["acc"] <= 1
+    assert records[0]["train_config"]["out_dir"] == str((runs / "runs").resolve())  # outside the repository
+    assert _in_repository(STUDY_RUNS / "crate-s0") == "data/study/runs/crate-s0"  # a shipped record names no machine
     shipped = study_checkpoints(runs / "zoo")
     from_runs = study_checkpoints(runs / "runs")
     assert [(c["name"], c["seed"], c["stage"], c["epoch"]) for c in shipped] == [

@@ -125,6 +125,14 @@ def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = S
     return found
 
 
+def _in_repository(path: Path) -> str:
+    """``path`` relative to the repository's root where it lies inside it (a shipped record names no
+    machine's folders), else as it is."""
+    root = STUDY_RUNS.parents[2]
+    path = path.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                  out_dir: str | Path = STUDY_ZOO, runs_dir: str | Path | None = None) -> list[dict]:
     """Ship the finished runs in ``runs_dir`` (default: :data:`STUDY_RUNS`) of ``models`` and
@@ -136,8 +144,9 @@ def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | Non
         if run_dir is None or trained < config["epochs"] or (models and name not in models) \
                 or (seeds is not None and seed not in seeds):
             continue
-        run = TrainConfig.from_dict({**config, "out_dir": str(run_dir.parent), "name": run_dir.name})
-        records.append(export_run(run, out_dir, f"python -m cratelib train-study --only {name} --seed {seed}"))
+        recorded = TrainConfig.from_dict({**config, "out_dir": _in_repository(run_dir.parent), "name": run_dir.name})
+        records.append(export_run(recorded, out_dir, f"python -m cratelib train-study --only {name} --seed {seed}",
+                                  run_dir=run_dir))
     return records
 
 

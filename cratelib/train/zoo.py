@@ -70,11 +70,13 @@ def held_out_accuracy(model: CRATE, config: TrainConfig, device: str = "cpu") ->
     return evaluate(model, data_source(probe, "test"), device)["acc"]
 
 
-def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str = "") -> dict:
+def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str = "",
+               run_dir: str | Path | None = None) -> dict:
     """Copy a finished run into the zoo: float16 weights, snapshots (``<name>_epoch<e>.pt``, and
-    ``<name>_val_acc_<a>.pt`` where the run kept one), and the record JSON."""
+    ``<name>_val_acc_<a>.pt`` where the run kept one), and the record JSON (with ``config``).
+    ``run_dir`` is where the run's files are if not at ``config.run_dir`` (a moved run folder)."""
     out_dir = Path(out_dir)
-    run = config.run_dir
+    run = Path(run_dir) if run_dir is not None else config.run_dir
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     name = config.name
     atomic_torch_save(out_dir / f"{name}.pt",
