@@ -5,7 +5,8 @@ A page fails when
   * a figure has no image at all (a glued matplotlib figure stored only as its text form);
   * a formula is left as TeX: a MathJax error, a ``math`` element MathJax did not typeset, or
     ``$...$``, ``\\(...\\)``, ``\\[...\\]``, ``\\begin{...}`` in the page's text; or a MyST
-    role is left unparsed in the text (``{glue:text}`x`` with a typo);
+    role is left unparsed in the text (``{glue:text}`x`` with a typo), or a Markdown table is
+    left as text (``| a | b | |---|---|``: a cell's Markdown output that was not parsed as MyST);
   * a widget output has no static fallback: the reader without a kernel (or without the widget
     JavaScript) sees nothing there, so the figure it redraws must be shown above it, in the same
     section of the chapter;
@@ -322,11 +323,13 @@ PAGE_CHECKS = r"""
   const skip = "pre, code, script, style, textarea, mjx-container, .highlight, svg";
   const tex = /\\\(|\\\)|\\\[|\\\]|\\begin\{|(^|[^\\\w])\$\$?[^$\s][^$]*\$/;
   const role = /\{[a-z][\w:.-]*\}`/;  // a MyST role that was not parsed, e.g. {glue:text}`x`
+  const table = /\|\s*:?[-\u2013\u2014]+:?\s*\|/;  // a table's |---| rule left as text (dashes maybe made typographic)
   const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     if (n.parentElement.closest(skip)) continue;
     if (tex.test(n.nodeValue)) add("formula", `raw TeX in the text: ${short(n.nodeValue)}`);
     if (role.test(n.nodeValue)) add("markup", `raw MyST role in the text: ${short(n.nodeValue)}`);
+    if (table.test(n.nodeValue)) add("markup", `Markdown table left as text: ${short(n.nodeValue)}`);
   }
 
   // Widgets: without a kernel (or the widget JavaScript) a widget shows nothing, so the figure it

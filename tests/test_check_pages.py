@@ -53,6 +53,7 @@ def book(tmp_path: Path) -> Path:
         + "</section></section></section>"))
     (html / "book" / "broken.html").write_text(page(
         "<p>Price of $a+b$ dollars.</p><img src='../missing.png'><p>differs by {glue:text}`x:.0%} here</p>"
+        "<p>| model | acc | |&mdash;|&mdash;| | crate | 0.9 |</p>"  # Sphinx's typographic dashes
         "<figure><pre>&lt;Figure size 900x260 with 1 Axes&gt;</pre><figcaption>Maps</figcaption></figure>"
         + "<section><h1>Broken</h1><section><h2>A</h2>" + cell("plot()", "<img src='../fig.png'>")
         + "</section><section><h2>B</h2>" + cell("print(1)", "<pre>1</pre>") + cell("interact(f)", WIDGET)
@@ -89,6 +90,7 @@ def test_a_good_page_passes_and_a_broken_one_fails(book, tmp_path, capsys):
     assert "image: not loaded: ../missing.png" in broken
     assert "formula: raw TeX in the text: Price of $a+b$ dollars." in broken
     assert "markup: raw MyST role in the text: differs by {glue:text}`x:.0%} here" in broken
+    assert "markup: Markdown table left as text: | model | acc | |\u2014|\u2014| | crate | 0.9 |" in broken
     assert "image: figure without an image: <Figure size 900x260 with 1 Axes>Maps" in broken
     assert "widget: no static figure above the widget in its section: interact(f)" in broken
     assert "width: code line 156 characters" in broken
