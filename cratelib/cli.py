@@ -117,7 +117,7 @@ def _study(args: argparse.Namespace) -> int:
         found = study_checkpoints(args.checkpoints or default, args.stage or STAGES,
                                   finished_only=not args.unfinished)
         result, sets = measure_study(found, args.images, pca=not args.no_pca,
-                                     maskcut_folder=None if args.no_maskcut else out / "coco")
+                                     maskcut_folder=None if args.no_maskcut else out / "coco", cache_dir=args.cache)
     except (FileNotFoundError, ValueError) as err:
         print(f"cratelib study: {err}", file=sys.stderr)
         return 2
@@ -223,9 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders <model>-s<seed>/ (default: data/checkpoints/study if it holds any, else data/study/runs)")
     p.add_argument("--out", default="out/study", help="where the table and figures go")
     p.add_argument("--images", type=int, default=256, help="images in the selection and in the measurement set")
-    p.add_argument("--stage", action="append", choices=["final", "equal_acc", "init"],
+    p.add_argument("--stage", action="append",
                    help="checkpoints to measure: final, equal_acc (first epoch at the recipe's validation "
-                        "accuracy, 80 %%), init (repeatable; default: all three)")
+                        "accuracy, 80 %%), init, or epoch<N> (a snapshot: epoch1, epoch2, epoch5, epoch10, epoch20; "
+                        "repeatable; default: final, equal_acc and init)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="reuse each checkpoint's measurement from DIR when it was made with the same weights, images "
+                        "and protocol version, and store new ones there (default: measure everything afresh; the book "
+                        "reads data/study/measurements)")
     p.add_argument("--unfinished", action="store_true", help="also measure runs still training (their latest epoch)")
     p.add_argument("--no-pca", action="store_true", help="skip the principal-component measure")
     p.add_argument("--no-maskcut", action="store_true", help="skip MaskCut's AP50")

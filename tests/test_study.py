@@ -97,3 +97,57 @@ def test_measure_study_dates_every_row_and_refuses_mixed_data(runs):
         measure_study(other, num_images=8, pca=False)
     with pytest.raises(ValueError, match="no checkpoints"):
         measure_study([], num_images=8)
+
+
+def test_epoch_snapshots_are_stages(runs):
+    found = study_checkpoints(runs / "runs", stages=["epoch0", "init"])
+    assert [(c["name"], c["stage"], c["epoch"]) for c in found] == [
+        ("crate", "epoch0", 0), ("crate", "init", 0), ("vit-cls", "epoch0", 0), ("vit-cls", "init", 0)]
+    assert found[0]["path"] == found[1]["path"]  # the same file under two names
+    with pytest.raises(FileNotFoundError):  # no run has a snapshot after epoch 7
+        study_checkpoints(runs / "runs", stages=["epoch7"])
+    with pytest.raises(ValueError, match="unknown stages"):
+        study_checkpoints(runs / "runs", stages=["epochs"])
+
+
+def _nan_free(rows: list[dict]) -> list[dict]:
+    """``rows`` with nan (the baselines' missing PCA) as None, so that equal rows compare equal."""
+    return [{k: None if isinstance(v, float) and v != v else v for k, v in r.items()} for r in rows]
+
+
+def test_cached_measurements_equal_fresh_ones_and_follow_the_weights(runs, tmp_path):
+    import numpy as np
+    import torch
+
+    from cratelib.eval.emergence import measure_study
+
+    found = study_checkpoints(runs / "runs", stages=["final", "init"])
+    fresh, _ = measure_study(found, num_images=8, pca=True)
+    cache = tmp_path / "measurements"
+    first, _ = measure_study(found, num_images=8, pca=True, cache_dir=cache)
+    files = sorted(cache.glob("*.pt"))
+    assert [f.name.rsplit("-", 1)[0] for f in files] == ["crate-s0-final", "crate-s0-init",
+                                                         "vit-cls-s0-final", "vit-cls-s0-init"]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again, _ = measure_study(found, num_images=8, pca=True, cache_dir=cache)
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # read back, not remeasured
+    for result in (first, again):
+        assert _nan_free(result.rows) == _nan_free(fresh.rows)
+        assert [(v["stage"], v["a"], v["b"]) for v in result.verdicts] == [(v["stage"], v["a"], v["b"]) for v in fresh.verdicts]
+        assert [p["difference"] for v in result.verdicts for p in v["per_seed"]] == pytest.approx(
+            [p["difference"] for v in fresh.verdicts for p in v["per_seed"]], abs=1e-6)
+        for key, s in fresh.scores.items():
+            np.testing.assert_allclose(result.scores[key].chosen(), s.chosen(), atol=1e-6)
+            np.testing.assert_allclose(result.scores[key].pca_auc, s.pca_auc, atol=1e-6)
+            torch.testing.assert_close(result.maps[key], fresh.maps[key])
+    # other images or other options are other entries; so are other weights
+    measure_study(found[:1], num_images=4, pca=True, cache_dir=cache)
+    measure_study(found[:1], num_images=8, pca=False, cache_dir=cache)
+    assert len(list(cache.glob("crate-s0-final-*.pt"))) == 3
+    state = torch.load(found[0]["path"], map_location="cpu", weights_only=False)
+    first_key = next(iter(state["model"]))
+    state["model"][first_key] = state["model"][first_key] + 1.0
+    changed = tmp_path / "changed.pt"
+    torch.save(state, changed)
+    measure_study([dict(found[0], path=changed)], num_images=8, pca=True, cache_dir=cache)
+    assert len(list(cache.glob("crate-s0-final-*.pt"))) == 4

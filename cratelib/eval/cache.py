@@ -42,15 +42,17 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
-def cached(path: Path, compute: Callable[[], Any]) -> tuple[Any, bool]:
+def cached(path: Path, compute: Callable[[], Any], weights_only: bool = False) -> tuple[Any, bool]:
     """Load ``path`` (``torch.load``) if it exists, else ``compute()`` and save it atomically.
+    ``weights_only`` loads with torch's safe unpickler (tensors and plain containers only): for
+    entries shipped in the repository rather than written on this machine.
 
     Returns:
         ``(value, hit)`` where ``hit`` says whether the cache was used.
     """
     path = Path(path)
     if path.exists():
-        return torch.load(path, weights_only=False), True
+        return torch.load(path, weights_only=weights_only), True
     value = compute()
     atomic_torch_save(path, value)
     return value, False

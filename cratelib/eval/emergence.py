@@ -34,7 +34,7 @@ standard deviations across seeds, and both models beat the best pixel baseline.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -48,6 +48,7 @@ from cratelib.data import SyntheticData, load_or_generate
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic import HELD_OUT_SEED
 from cratelib.eval.baselines import random_maps
+from cratelib.eval.cache import cache_key, cached, state_dict_sha256
 from cratelib.eval.cues import RULES, cue_maps
 from cratelib.eval.extract import layer_features, layer_maps
 from cratelib.eval.localisation import attention_on, best_head_ious, map_auc, object_fraction
@@ -60,7 +61,8 @@ from cratelib.trace import num_layers
 
 __all__ = ["RULES", "PRIMARY_LAYER", "ProbeSets", "probe_sets", "RunScores", "score_model", "score_maps_on",
            "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares",
-           "PAIRS", "PRIMARY_MEASURE", "StudyModel", "StudyResult", "run_study", "study_verdicts", "measure_study"]
+           "PAIRS", "PRIMARY_MEASURE", "PROTOCOL_VERSION", "StudyModel", "StudyResult", "CheckpointMeasure",
+           "measure_checkpoint", "measurement_path", "run_study", "study_verdicts", "measure_study"]
 
 # The pre-named primary pair: CRATE's penultimate layer (the paper's, Fig. 14), the ViT's last.
 PRIMARY_LAYER: dict[str, int] = {"crate": -2, "vit": -1}
@@ -297,8 +299,72 @@ class StudyResult:
         return [r for r in self.rows if r["primary"]]
 
 
+# Bump when a measure's definition or the probe sets change: it keys the measurement cache, so a
+# cached measurement is never read back under a protocol it was not made with.
+PROTOCOL_VERSION = 1
+
+
+@dataclass
+class CheckpointMeasure:
+    """Everything the protocol measures on one checkpoint: its rows (one per layer, the
+    :func:`summary_row` measures), its :class:`RunScores` and the chosen head's maps at the
+    primary layer ``(J', h, w)`` on the first measurement images."""
+
+    rows: list[dict]
+    scores: RunScores
+    maps: torch.Tensor
+
+
+def measure_checkpoint(m: StudyModel, sets: ProbeSets, pca: bool = True, maskcut_folder: str | Path | None = None,
+                       num_maps: int = 6, device: str | torch.device = "cpu") -> CheckpointMeasure:
+    """The protocol on one checkpoint (arguments as :func:`run_study`)."""
+    s = score_model(m.model, sets, pca=pca, device=device)
+    primary = s.layer(primary_layer(m.name))
+    rows = []
+    for i in range(len(s.layers)):
+        row = {"name": m.name, "seed": m.seed, "stage": m.stage, "primary": i == primary, **summary_row(s, s.layers[i])}
+        if maskcut_folder is not None and i == primary:
+            row["maskcut_ap50"] = maskcut_ap50(m.model, sets.measure, maskcut_folder, s.layers[i])
+        rows.append(row)
+    head = int(s.head(RULES_PRIMARY)[primary])
+    maps = layer_maps(m.model, list(sets.measure.images[:num_maps]), [s.layers[primary]], device=device)[0][:, head]
+    return CheckpointMeasure(rows, s, maps)
+
+
+_SCORE_ARRAYS = ("on_main", "on_distractors", "mass_iou", "pca_auc")
+
+
+def _to_entry(measure: CheckpointMeasure) -> dict:
+    """A cache entry of plain containers and float32 tensors (loadable with ``weights_only=True``)."""
+    s = measure.scores
+    tensor = lambda a: None if a is None else torch.from_numpy(np.asarray(a, np.float32))
+    return {"rows": measure.rows, "layers": s.layers, "maps": measure.maps.float(),
+            "auc": {k: tensor(v) for k, v in s.auc.items()},
+            "select_auc": {k: tensor(v) for k, v in s.select_auc.items()},
+            **{k: tensor(getattr(s, k)) for k in _SCORE_ARRAYS}}
+
+
+def _from_entry(entry: dict) -> CheckpointMeasure:
+    array = lambda t: None if t is None else t.double().numpy()
+    scores = RunScores(layers=list(entry["layers"]), auc={k: array(v) for k, v in entry["auc"].items()},
+                       select_auc={k: array(v) for k, v in entry["select_auc"].items()},
+                       **{k: array(entry[k]) for k in _SCORE_ARRAYS})
+    return CheckpointMeasure(list(entry["rows"]), scores, entry["maps"])
+
+
+def measurement_path(m: StudyModel, sets: ProbeSets, pca: bool, maskcut: bool, num_maps: int,
+                     cache_dir: str | Path) -> Path:
+    """Where the measurement of ``m`` is cached: keyed by the weights, both probe sets' data configs,
+    the options and :data:`PROTOCOL_VERSION`."""
+    key = cache_key(protocol=PROTOCOL_VERSION, weights=state_dict_sha256(m.model), name=m.name,
+                    select=asdict(sets.select.config), measure=asdict(sets.measure.config),
+                    pca=pca, maskcut=maskcut, num_maps=num_maps)
+    return Path(cache_dir) / f"{m.name}-s{m.seed}-{m.stage}-{key}.pt"
+
+
 def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, maskcut_folder: str | Path | None = None,
-              num_maps: int = 6, device: str | torch.device = "cpu") -> StudyResult:
+              num_maps: int = 6, device: str | torch.device = "cpu", cache_dir: str | Path | None = None
+              ) -> StudyResult:
     """The protocol on every checkpoint, the baselines, and the verdicts of :data:`PAIRS`.
 
     Args:
@@ -309,27 +375,27 @@ def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, m
             primary layer (``None``: skip MaskCut).
         num_maps: how many images' maps to keep for figures.
         device: where the models run.
+        cache_dir: read each checkpoint's measurement from here when it was made with the same
+            weights, images, options and protocol version (:func:`measurement_path`), else measure
+            it and write it there atomically (``None``: always measure, write nothing).
     """
     rows, scores, maps = [], {}, {}
     for m in models:
         key = (m.name, m.seed, m.stage)
-        s = scores[key] = score_model(m.model, sets, pca=pca, device=device)
-        primary = s.layer(primary_layer(m.name))
-        for i in range(len(s.layers)):
-            row = {"name": m.name, "seed": m.seed, "stage": m.stage, "primary": i == primary,
-                   **summary_row(s, s.layers[i])}
-            if maskcut_folder is not None and i == primary:
-                row["maskcut_ap50"] = maskcut_ap50(m.model, sets.measure, maskcut_folder, s.layers[i])
-            rows.append(row)
-        head = int(s.head(RULES_PRIMARY)[primary])
-        maps[key] = layer_maps(m.model, list(sets.measure.images[:num_maps]), [s.layers[primary]],
-                               device=device)[0][:, head]
+        if cache_dir is None:
+            measure = measure_checkpoint(m, sets, pca, maskcut_folder, num_maps, device)
+        else:
+            path = measurement_path(m, sets, pca, maskcut_folder is not None, num_maps, cache_dir)
+            entry, _ = cached(path, lambda: _to_entry(measure_checkpoint(m, sets, pca, maskcut_folder, num_maps, device)),
+                              weights_only=True)
+            measure = _from_entry(entry)
+        rows += measure.rows
+        scores[key], maps[key] = measure.scores, measure.maps
     heads = max((s.auc["half"].shape[-1] for s in scores.values()), default=1)
     grid = tuple(next(iter(maps.values())).shape[-2:]) if maps else (8, 8)
     for name, s in baseline_scores(sets, grid, heads).items():
         rows.append({"name": name, "seed": -1, "stage": "baseline", "primary": True, **summary_row(s, 0)})
     return StudyResult(rows, scores, study_verdicts(rows, scores), maps)
-
 
 
 def study_verdicts(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], RunScores]) -> list[dict]:
@@ -358,15 +424,15 @@ def study_verdicts(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], R
 
 
 def measure_study(checkpoints: Sequence[Mapping], num_images: int = 256, pca: bool = True,
-                  maskcut_folder: str | Path | None = None, device: str | torch.device = "cpu"
-                  ) -> tuple[StudyResult, ProbeSets]:
+                  maskcut_folder: str | Path | None = None, device: str | torch.device = "cpu",
+                  cache_dir: str | Path | None = None) -> tuple[StudyResult, ProbeSets]:
     """The protocol on the study's saved checkpoints: what ``python -m cratelib study`` and the book run.
 
     Args:
         checkpoints: one mapping per checkpoint with ``name``, ``seed``, ``stage``, ``path``,
             ``epoch`` and ``data_args`` (:func:`cratelib.train.study.study_checkpoints`).
         num_images: images in the selection set and in the measurement set.
-        pca, maskcut_folder, device: as in :func:`run_study`.
+        pca, maskcut_folder, device, cache_dir: as in :func:`run_study`.
 
     Returns:
         The :class:`StudyResult` (each row with the ``epoch`` of its checkpoint; baselines ``""``)
@@ -382,7 +448,7 @@ def measure_study(checkpoints: Sequence[Mapping], num_images: int = 256, pca: bo
         raise ValueError(f"the checkpoints were trained on different data: {sorted(data)}")
     sets = probe_sets(checkpoints[0]["data_args"], num_images)
     models = [StudyModel(c["name"], c["seed"], c["stage"], load_checkpoint(c["path"]).eval()) for c in checkpoints]
-    result = run_study(models, sets, pca=pca, maskcut_folder=maskcut_folder, device=device)
+    result = run_study(models, sets, pca=pca, maskcut_folder=maskcut_folder, device=device, cache_dir=cache_dir)
     epochs = {(c["name"], c["seed"], c["stage"]): c["epoch"] for c in checkpoints}
     for row in result.rows:
         row["epoch"] = epochs.get((row["name"], row["seed"], row["stage"]), "")

@@ -23,11 +23,14 @@ from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import train
 from cratelib.train.zoo import export_run
 
-__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STAGES", "study_config", "run_name", "study_checkpoints",
+__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_config", "run_name", "study_checkpoints",
            "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
 STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
+# The protocol's measurements of the shipped checkpoints (cratelib.eval.emergence.run_study's cache,
+# keyed by weights, images and protocol version), so that the book reads them instead of remeasuring.
+STUDY_MEASUREMENTS = Path(__file__).resolve().parents[2] / "data" / "study" / "measurements"
 
 # name -> overrides of the recipe (architecture only; sizes as the recipe: dim 96, 4 heads, depth 6).
 STUDY_MODELS: dict[str, dict] = {
@@ -55,15 +58,30 @@ def study_config(model: str, seed: int = 0, **overrides) -> TrainConfig:
 
 # The stages of a run that the study measures: the end of training, the first epoch at the recipe's
 # validation accuracy (snapshot_at_val_acc: the equal-accuracy comparison), and the initialisation.
+# Besides them, ``epoch<N>`` names the snapshot after epoch N of the recipe's snapshot_epochs.
 STAGES = ("final", "equal_acc", "init")
+
+
+def epoch_stages(config: dict | None = None) -> list[str]:
+    """The ``epoch<N>`` stages of the recipe's (or a run's ``config``) snapshots after epoch 0."""
+    epochs = (config or study_config("crate").to_dict())["snapshot_epochs"]
+    return [f"epoch{e}" for e in sorted(epochs) if e > 0]
+
+
+def _epoch_of(stage: str) -> int | None:
+    """N of an ``epoch<N>`` stage, else None."""
+    return int(stage[5:]) if stage.startswith("epoch") and stage[5:].isdigit() else None
 
 
 def _stage_file(stage: str, config: dict, name: str | None = None) -> str:
     """The file of ``stage`` in a run folder (``name`` None) or, for run ``name``, in the shipped zoo."""
     acc = f"val_acc_{config['snapshot_at_val_acc']:g}"
+    epoch = _epoch_of(stage)
     if name is None:
-        return {"final": "last.pt", "equal_acc": f"{acc}.pt", "init": "epoch_0.pt"}[stage]
-    return {"final": f"{name}.pt", "equal_acc": f"{name}_{acc}.pt", "init": f"{name}_epoch0.pt"}[stage]
+        return f"epoch_{epoch}.pt" if epoch is not None else \
+            {"final": "last.pt", "equal_acc": f"{acc}.pt", "init": "epoch_0.pt"}[stage]
+    return f"{name}_epoch{epoch}.pt" if epoch is not None else \
+        {"final": f"{name}.pt", "equal_acc": f"{name}_{acc}.pt", "init": f"{name}_epoch0.pt"}[stage]
 
 
 def _runs(folder: Path) -> list[tuple[str, int, dict, int, Path | None]]:
@@ -89,7 +107,8 @@ def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = S
                       finished_only: bool = True) -> list[dict]:
     """The checkpoints of the study's runs in ``folder``: run folders ``<model>-s<seed>/``
     (``data/study/runs``) or the shipped zoo's ``<model>-s<seed>.pt`` with its record
-    (``data/checkpoints/study``, :func:`export_study`).
+    (``data/checkpoints/study``, :func:`export_study`). ``stages``: of :data:`STAGES` and
+    ``epoch<N>`` snapshots (:func:`epoch_stages`); a run without a stage's file skips it.
 
     Returns:
         One dict per checkpoint found, in the models' order: ``name``, ``seed``, ``stage``,
@@ -101,9 +120,9 @@ def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = S
         FileNotFoundError: no study run in ``folder``.
     """
     folder = Path(folder)
-    unknown = sorted(set(stages) - set(STAGES))
+    unknown = sorted(s for s in set(stages) - set(STAGES) if _epoch_of(s) is None)
     if unknown:
-        raise ValueError(f"unknown stages {unknown}; known: {list(STAGES)}")
+        raise ValueError(f"unknown stages {unknown}; known: {list(STAGES)} and epoch<N> (a snapshot epoch)")
     found = []
     for name, seed, config, trained, run_dir in _runs(folder):
         if finished_only and trained < config["epochs"]:
