@@ -26,11 +26,12 @@ import random
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 
-__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "glue", "find_repo_root", "data_path", "interact"]
+__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "glue", "find_repo_root", "data_path", "interact",
+           "shipped_study"]
 
 
 @dataclass(frozen=True)
@@ -176,3 +177,25 @@ def interact(function, **controls):
     for w in controls.values():
         w.observe(redraw, names="value")
     return widgets.VBox([*controls.values(), out])
+
+
+def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: bool = True, maskcut: bool = True):
+    """The emergence study's protocol on the shipped study zoo (``data/checkpoints/study``), as
+    chapters 6.9-14 read it: :func:`cratelib.eval.emergence.measure_study` with the defaults of
+    ``python -m cratelib study`` (256 selection and 256 measurement images), each checkpoint's
+    measurement read from the shipped cache ``data/study/measurements`` (measured, and cached,
+    where it is missing).
+
+    Returns:
+        ``(result, sets, checkpoints)``: the :class:`~cratelib.eval.emergence.StudyResult`, the
+        probe sets and the list of :func:`cratelib.train.study.study_checkpoints`.
+    """
+    import tempfile
+
+    from cratelib.eval.emergence import measure_study
+    from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, study_checkpoints
+
+    found = study_checkpoints(STUDY_ZOO, stages)
+    folder = tempfile.mkdtemp(prefix="crate-study-coco-") if maskcut else None
+    result, sets = measure_study(found, pca=pca, maskcut_folder=folder, cache_dir=STUDY_MEASUREMENTS)
+    return result, sets, found

@@ -89,3 +89,62 @@ def test_the_whole_protocol_runs_on_crate_and_on_a_timm_vit(make, sets, tmp_path
 def test_primary_layers_are_named_before_the_runs():
     assert em.primary_layer("crate") == em.primary_layer("crate-mlp") == -2
     assert em.primary_layer("vit-cls") == em.primary_layer("vit-gap") == -1
+
+
+def test_without_a_pixel_baseline_nothing_is_called_real():
+    v = em.verdict([0.80, 0.82, 0.81], [0.60, 0.61, 0.63], best_pixel=float("nan"))
+    assert v["same_sign"] and v["beyond_spread"] and v["beat_pixels"] is None and not v["real"]
+
+
+def _study_rows(sets, good: dict[tuple[str, int], int]):
+    """Rows and scores of a planted two-model, two-seed study: model ``name`` seed ``s`` has its
+    object-shaped head in ``good[(name, s)]`` heads of 3 (others noise) on both probe sets."""
+    rows, scores = [], {}
+    for (name, seed), n_good in good.items():
+        maps = _planted(sets.measure, 3, good=0, seed=seed)
+        select = _planted(sets.select, 3, good=0, seed=seed + 10)
+        if n_good == 0:  # no object-shaped head at all
+            maps, select = torch.rand_like(maps), torch.rand_like(select)
+        s = scores[(name, seed, "final")] = em.score_maps_on(maps, select, sets, [0])
+        rows.append({"name": name, "seed": seed, "stage": "final", "primary": True, **em.summary_row(s, 0)})
+    for name, s in em.baseline_scores(sets, (4, 4), heads=3).items():
+        rows.append({"name": name, "seed": -1, "stage": "baseline", "primary": True, **em.summary_row(s, 0)})
+    return rows, scores
+
+
+def test_verdicts_and_seed_summaries_on_any_measure(sets):
+    rows, scores = _study_rows(sets, {("crate", 0): 1, ("crate", 1): 1, ("vit-cls", 0): 0, ("vit-cls", 1): 0})
+    for measure in ("auc_half", "mass_iou", "pca_auc", "on_main"):
+        (v,) = em.study_verdicts(rows, scores, measure=measure, pairs=[("crate", "vit-cls")])
+        assert v["measure"] == measure and v["seeds"] == 2 and len(v["per_seed"]) == 2
+    (v,) = em.study_verdicts(rows, scores, pairs=[("crate", "vit-cls")])
+    assert v["difference"] > 0.3 and v["same_sign"] and v["beat_pixels"] is False  # random heads lose to pixels
+    per_seed = v["per_seed"][0]
+    assert per_seed["difference"] == pytest.approx(
+        np.nanmean(scores[("crate", 0, "final")].chosen()[0] - scores[("vit-cls", 0, "final")].chosen()[0]))
+    (v,) = em.study_verdicts(rows, scores, measure="pca_auc", pairs=[("crate", "vit-cls")])
+    assert np.isnan(v["best_pixel"]) and v["beat_pixels"] is None and not v["real"]  # nan: not measured
+    summary = em.seed_summary(rows, "auc_half")
+    assert [r["name"] for r in summary][:2] == ["crate", "vit-cls"] and summary[0]["seeds"] == 2
+    crate = [r["auc_half"] for r in rows if r["name"] == "crate"]
+    assert summary[0]["mean"] == pytest.approx(np.mean(crate)) and summary[0]["spread"] == pytest.approx(np.std(crate, ddof=1))
+    assert {r["name"] for r in summary if r["seeds"] == 0} == {"brightness", "saturation", "colour_distance",
+                                                                "edge_energy", "random"}
+    assert [r["name"] for r in em.seed_summary(rows, "pca_auc")] == []  # planted maps have no PCA
+
+
+def test_verdict_lines_name_what_is_missing():
+    from cratelib.figures.tables import verdict_lines
+
+    base = {"stage": "final", "a": "crate", "b": "vit-cls", "measure": "auc_half", "best_pixel": 0.59,
+            "difference": 0.04, "spread": float("nan"), "seeds": 1}
+    one = verdict_lines([{**base, "same_sign": True, "beyond_spread": False, "beat_pixels": True, "real": False}])
+    assert one.startswith("* **final**, crate minus vit-cls on auc_half: +0.040 over 1 seed")
+    assert "missing: a difference beyond two spreads)" in one
+    real = verdict_lines([{**base, "seeds": 3, "spread": 0.01, "same_sign": True, "beyond_spread": True,
+                           "beat_pixels": True, "real": True}])
+    assert real.endswith("**real**.") and "3 seeds" in real
+    none = verdict_lines([{**base, "best_pixel": float("nan"), "same_sign": True, "beyond_spread": True,
+                           "beat_pixels": None, "real": False}])
+    assert "no pixel cue" in none and "missing: a pixel baseline for this measure" in none
+    assert verdict_lines([], empty="nothing") == "nothing"

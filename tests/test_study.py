@@ -151,3 +151,29 @@ def test_cached_measurements_equal_fresh_ones_and_follow_the_weights(runs, tmp_p
     torch.save(state, changed)
     measure_study([dict(found[0], path=changed)], num_images=8, pca=True, cache_dir=cache)
     assert len(list(cache.glob("crate-s0-final-*.pt"))) == 4
+
+
+def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(tmp_path):
+    """The book reads the protocol's measurements from data/study/measurements: none may be missing
+    (the build would remeasure live) and one, remeasured here, must equal its shipped file."""
+    import numpy as np
+    import torch
+
+    from cratelib.checkpoint import load_checkpoint
+    from cratelib.eval.emergence import StudyModel, measure_checkpoint, measurement_path, probe_sets
+    from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, epoch_stages
+
+    found = study_checkpoints(STUDY_ZOO, ["final", "equal_acc", "init", *epoch_stages()])
+    sets = probe_sets(found[0]["data_args"], 256)
+    paths = []
+    for c in found:
+        m = StudyModel(c["name"], c["seed"], c["stage"], load_checkpoint(c["path"]).eval())
+        paths.append((m, measurement_path(m, sets, pca=True, maskcut=True, num_maps=6, cache_dir=STUDY_MEASUREMENTS)))
+    missing = [p.name.rsplit("-", 1)[0] for _, p in paths if not p.is_file()]
+    assert not missing, f"refresh with `python -m cratelib study --stage ... --cache {STUDY_MEASUREMENTS}`: {missing}"
+    m, path = next((m, p) for m, p in paths if m.stage == "final")
+    shipped = torch.load(path, weights_only=True)
+    fresh = measure_checkpoint(m, sets, pca=True, maskcut_folder=tmp_path / "coco", num_maps=6)
+    assert _nan_free(shipped["rows"]) == _nan_free(fresh.rows)
+    np.testing.assert_allclose(shipped["auc"]["half"].numpy(), fresh.scores.auc["half"], atol=1e-6)
+    np.testing.assert_allclose(shipped["pca_auc"].numpy(), fresh.scores.pca_auc, atol=1e-6)

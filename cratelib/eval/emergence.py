@@ -62,7 +62,8 @@ from cratelib.trace import num_layers
 __all__ = ["RULES", "PRIMARY_LAYER", "ProbeSets", "probe_sets", "RunScores", "score_model", "score_maps_on",
            "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares",
            "PAIRS", "PRIMARY_MEASURE", "PROTOCOL_VERSION", "StudyModel", "StudyResult", "CheckpointMeasure",
-           "measure_checkpoint", "measurement_path", "run_study", "study_verdicts", "measure_study"]
+           "measure_checkpoint", "measurement_path", "run_study", "per_image", "study_verdicts", "seed_summary",
+           "measure_study"]
 
 # The pre-named primary pair: CRATE's penultimate layer (the paper's, Fig. 14), the ViT's last.
 PRIMARY_LAYER: dict[str, int] = {"crate": -2, "vit": -1}
@@ -199,14 +200,16 @@ def verdict(a: Sequence[float], b: Sequence[float], best_pixel: float, z: float 
     Args:
         a, b: the measure of A and of B, one value per seed, seeds paired (A's seed s was trained on
             the same image stream as B's seed s).
-        best_pixel: the best pixel baseline's value of the measure on the same images.
+        best_pixel: the best pixel baseline's value of the measure on the same images (``nan``: the
+            measure has no pixel baseline, so the third condition cannot be checked and nothing is
+            called real).
         z: how many standard deviations across seeds the mean difference must exceed.
 
     Returns:
         ``{"difference", "spread", "same_sign", "beyond_spread", "beat_pixels", "real", "seeds"}``:
         the mean difference A - B over seeds and its standard deviation across seeds, the three
-        conditions, and ``real`` (all three hold; never with fewer than 2 seeds, where the spread is
-        unknown).
+        conditions (``beat_pixels`` None without a pixel baseline), and ``real`` (all three hold;
+        never with fewer than 2 seeds, where the spread is unknown).
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape or a.ndim != 1:
@@ -215,9 +218,9 @@ def verdict(a: Sequence[float], b: Sequence[float], best_pixel: float, z: float 
     mean, spread = across_seeds(diff)
     same_sign = bool(np.all(diff > 0) or np.all(diff < 0))
     beyond = bool(len(diff) > 1 and abs(mean) > z * spread)
-    beat = bool(a.mean() > best_pixel and b.mean() > best_pixel)
+    beat = None if np.isnan(best_pixel) else bool(a.mean() > best_pixel and b.mean() > best_pixel)
     return {"difference": mean, "spread": spread, "same_sign": same_sign, "beyond_spread": beyond,
-            "beat_pixels": beat, "real": same_sign and beyond and beat, "seeds": len(diff)}
+            "beat_pixels": beat, "real": bool(same_sign and beyond and beat), "seeds": len(diff)}
 
 
 def primary_layer(name: str) -> int:
@@ -398,28 +401,70 @@ def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, m
     return StudyResult(rows, scores, study_verdicts(rows, scores), maps)
 
 
-def study_verdicts(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], RunScores]) -> list[dict]:
-    """:func:`verdict` for every pair of :data:`PAIRS` and stage with at least one common seed."""
-    best_pixel = max((r[PRIMARY_MEASURE] for r in rows if r["stage"] == "baseline" and r["name"] != "random"),
-                     default=float("nan"))
+def per_image(scores: RunScores, measure: str, index: int) -> np.ndarray | None:
+    """``(J,)`` the per-image values behind ``measure`` (a :func:`summary_row` key) at position
+    ``index`` of ``scores.layers``; ``None`` for a measure with no per-image value (MaskCut's AP)."""
+    rule = measure.split("_")[1] if measure.startswith("auc_") else None
+    if rule is not None:
+        return (scores.head_mean(rule) if measure.endswith("_heads") else scores.chosen(rule))[index]
+    if measure in ("on_main", "on_distractors"):
+        return getattr(scores, measure)[index, :, int(scores.head(RULES_PRIMARY)[index])]
+    if measure == "mass_iou":
+        return scores.mass_iou[index]
+    if measure == "pca_auc" and scores.pca_auc is not None:
+        return scores.pca_auc[index]
+    return None
+
+
+def study_verdicts(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], RunScores],
+                   measure: str = PRIMARY_MEASURE, pairs: Sequence[tuple[str, str]] = PAIRS) -> list[dict]:
+    """:func:`verdict` on ``measure`` at the primary layers, for every pair of ``pairs`` (default:
+    the pre-named :data:`PAIRS`) and stage with at least one seed of both models. The best pixel
+    cue is taken on the same measure (``nan`` where the cues do not have it: PCA, MaskCut). Each
+    seed's paired per-image difference and standard error are added where the measure has
+    per-image values."""
+    best_pixel = max((r[measure] for r in rows if r["stage"] == "baseline" and r["name"] != "random"
+                      and np.isfinite(r.get(measure, np.nan))), default=float("nan"))
     primary = {(r["name"], r["seed"], r["stage"]): r for r in rows if r["primary"] and r["stage"] != "baseline"}
     out = []
     for stage in sorted({k[2] for k in primary}):
-        for a, b in PAIRS:
+        for a, b in pairs:
             seeds = sorted({k[1] for k in primary if k[0] == a and k[2] == stage}
                            & {k[1] for k in primary if k[0] == b and k[2] == stage})
             if not seeds:
                 continue
-            va = [primary[(a, s, stage)][PRIMARY_MEASURE] for s in seeds]
-            vb = [primary[(b, s, stage)][PRIMARY_MEASURE] for s in seeds]
+            va = [primary[(a, s, stage)].get(measure, np.nan) for s in seeds]
+            vb = [primary[(b, s, stage)].get(measure, np.nan) for s in seeds]
             per_seed = []
             for s in seeds:
                 sa, sb = scores[(a, s, stage)], scores[(b, s, stage)]
-                ia, ib = sa.layer(primary_layer(a)), sb.layer(primary_layer(b))
-                diff, se = paired(sa.chosen(RULES_PRIMARY)[ia], sb.chosen(RULES_PRIMARY)[ib])
+                ia, ib = per_image(sa, measure, sa.layer(primary_layer(a))), per_image(sb, measure, sb.layer(primary_layer(b)))
+                diff, se = paired(ia, ib) if ia is not None and ib is not None else (va[seeds.index(s)] - vb[seeds.index(s)], np.nan)
                 per_seed.append({"seed": s, "difference": diff, "se": se})
-            out.append({"stage": stage, "a": a, "b": b, "measure": PRIMARY_MEASURE, "best_pixel": best_pixel,
+            out.append({"stage": stage, "a": a, "b": b, "measure": measure, "best_pixel": best_pixel,
                         **verdict(va, vb, best_pixel), "per_seed": per_seed})
+    return out
+
+
+def seed_summary(rows: Sequence[dict], measure: str = PRIMARY_MEASURE, stage: str = "final") -> list[dict]:
+    """Per model at ``stage``, ``measure`` at its primary layer across seeds: ``name``, ``seeds``,
+    ``mean``, ``spread`` (standard deviation across seeds, ``nan`` for one seed), ``min``, ``max``;
+    then the baselines (``seeds`` 0) that have the measure. In the order of ``rows``; a model
+    without the measure (``nan``: not measured) is left out."""
+    out = []
+    models = dict.fromkeys(r["name"] for r in rows if r["primary"] and r["stage"] == stage)
+    for name in models:
+        values = [r[measure] for r in rows if r["primary"] and r["stage"] == stage and r["name"] == name
+                  and np.isfinite(r.get(measure, np.nan))]
+        if not values:
+            continue
+        mean, spread = across_seeds(values)
+        out.append({"name": name, "seeds": len(values), "mean": mean, "spread": spread,
+                    "min": float(np.min(values)), "max": float(np.max(values))})
+    for r in rows:
+        if r["stage"] == "baseline" and np.isfinite(r.get(measure, np.nan)):
+            v = float(r[measure])
+            out.append({"name": r["name"], "seeds": 0, "mean": v, "spread": float("nan"), "min": v, "max": v})
     return out
 
 

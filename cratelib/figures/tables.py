@@ -1,11 +1,11 @@
-"""The book's one table formatter: rows of dicts to a Markdown table."""
+"""The book's tables and verdict sentences: rows of dicts to Markdown."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "verdict_lines"]
 
 
 def format_table(rows: list[dict], columns: Sequence[str] | None = None, digits: int = 1) -> str:
@@ -27,3 +27,22 @@ def format_table(rows: list[dict], columns: Sequence[str] | None = None, digits:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c, float("nan"))) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def verdict_lines(verdicts: Sequence[dict], empty: str = "No pair of the study has a seed shipped for both models "
+                  "yet.") -> str:
+    """Markdown bullets, one per verdict of :func:`cratelib.eval.emergence.study_verdicts`: the
+    mean difference over seeds, its spread, the best pixel cue, and "real" or which of the rule's
+    conditions is missing."""
+    lines = []
+    for v in verdicts:
+        checks = (("the same sign in every seed", v["same_sign"]), ("a difference beyond two spreads", v["beyond_spread"]),
+                  ("both models above the best pixel cue" if v["beat_pixels"] is not None
+                   else "a pixel baseline for this measure", v["beat_pixels"]))
+        missing = [name for name, ok in checks if not ok]
+        seeds = f"{v['seeds']} seed{'s' * (v['seeds'] > 1)}"
+        pixel = f"best pixel cue {v['best_pixel']:.3f}" if np.isfinite(v["best_pixel"]) else "no pixel cue"
+        lines.append(f"* **{v['stage']}**, {v['a']} minus {v['b']} on {v['measure']}: {v['difference']:+.3f} "
+                     f"over {seeds} (spread {v['spread']:.3f}; {pixel}): "
+                     + ("**real**." if v["real"] else "not established (missing: " + "; ".join(missing) + ")."))
+    return "\n".join(lines) or empty
