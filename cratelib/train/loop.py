@@ -46,7 +46,7 @@ from cratelib.train.config import TrainConfig
 from cratelib.train.distributed import (Launch, Shard, check_batch, check_tail, detect_launch,
                                         init_process_group, sum_over_processes)
 
-__all__ = ["train", "evaluate", "cosine_lr", "TrainResult", "TrainingDiverged", "build_model", "data_source"]
+__all__ = ["train", "evaluate", "run_file", "cosine_lr", "TrainResult", "TrainingDiverged", "build_model", "data_source"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -250,8 +250,17 @@ def _truncate_log(path: Path, epochs: int) -> None:
     atomic_write(path, lambda f: f.write("".join(keep).encode()))
 
 
+def run_file(epoch: int | None = None, val_acc: float | None = None) -> str:
+    """A checkpoint's file name in a run folder: ``last.pt`` (the latest epoch, resumable),
+    ``epoch_<e>.pt`` (the snapshot after ``epoch``) or ``val_acc_<a>.pt`` (the first epoch whose
+    validation accuracy reached ``val_acc``)."""
+    if val_acc is not None:
+        return f"val_acc_{val_acc:g}.pt"
+    return "last.pt" if epoch is None else f"epoch_{epoch}.pt"
+
+
 def _snapshot(model: CRATE, run_dir: Path, epoch: int, name: str | None = None) -> None:
-    save_checkpoint(run_dir / (name or f"epoch_{epoch}.pt"), model, epoch=epoch)
+    save_checkpoint(run_dir / (name or run_file(epoch)), model, epoch=epoch)
 
 
 def train(config: TrainConfig, resume: bool = False,
@@ -328,7 +337,7 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
 
     history: list[dict] = []
     start_epoch, train_time = 0, 0.0
-    last = run_dir / "last.pt"
+    last = run_dir / run_file()
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
         # Where the run lives (name, out_dir) may change: a run folder can be moved and resumed.
@@ -421,7 +430,7 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
                 _snapshot(model, run_dir, epoch + 1)
             target = config.snapshot_at_val_acc
             if target is not None and record["val_acc"] >= target and all(h["val_acc"] < target for h in history[:-1]):
-                _snapshot(model, run_dir, epoch + 1, name=f"val_acc_{target:g}.pt")
+                _snapshot(model, run_dir, epoch + 1, name=run_file(val_acc=target))
             save_checkpoint(last, model, optimizer=opt.state_dict(), scaler=scaler.state_dict(), epoch=epoch + 1,
                             history=history, train_time_s=train_time, train_config=config.to_dict())
         if on_epoch_end is not None and on_epoch_end(record):

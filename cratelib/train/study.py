@@ -20,8 +20,8 @@ import torch
 
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
-from cratelib.train.loop import train
-from cratelib.train.zoo import export_run
+from cratelib.train.loop import run_file, train
+from cratelib.train.zoo import export_run, zoo_file
 
 __all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_config", "run_name", "study_checkpoints",
            "train_study", "export_study"]
@@ -75,25 +75,21 @@ def _epoch_of(stage: str) -> int | None:
 
 def _stage_file(stage: str, config: dict, name: str | None = None) -> str:
     """The file of ``stage`` in a run folder (``name`` None) or, for run ``name``, in the shipped zoo."""
-    acc = f"val_acc_{config['snapshot_at_val_acc']:g}"
-    epoch = _epoch_of(stage)
-    if name is None:
-        return f"epoch_{epoch}.pt" if epoch is not None else \
-            {"final": "last.pt", "equal_acc": f"{acc}.pt", "init": "epoch_0.pt"}[stage]
-    return f"{name}_epoch{epoch}.pt" if epoch is not None else \
-        {"final": f"{name}.pt", "equal_acc": f"{name}_{acc}.pt", "init": f"{name}_epoch0.pt"}[stage]
+    epoch = _epoch_of(stage) if stage not in ("final", "init") else (0 if stage == "init" else None)
+    val_acc = config["snapshot_at_val_acc"] if stage == "equal_acc" else None
+    return run_file(epoch, val_acc) if name is None else zoo_file(name, epoch, val_acc)
 
 
 def _runs(folder: Path) -> list[tuple[str, int, dict, int, Path | None]]:
     """``(model, seed, train config, epochs trained, run folder or None)`` of every study run in
     ``folder``: run folders ``<model>-s<seed>/last.pt`` and shipped records ``<model>-s<seed>.json``."""
     found = []
-    for path in [*folder.glob("*-s*/last.pt"), *folder.glob("*-s*.json")]:
-        run = path.parent.name if path.name == "last.pt" else path.stem
+    for path in [*folder.glob(f"*-s*/{run_file()}"), *folder.glob("*-s*.json")]:
+        run = path.parent.name if path.name == run_file() else path.stem
         name, _, seed = run.rpartition("-s")
         if name not in STUDY_MODELS or not seed.isdigit():
             continue
-        if path.name == "last.pt":
+        if path.name == run_file():
             last = torch.load(path, map_location="cpu", weights_only=False)
             found.append((name, int(seed), last["train_config"], last["epoch"], path.parent))
         else:

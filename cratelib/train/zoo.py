@@ -30,10 +30,10 @@ from cratelib.io import atomic_torch_save, atomic_write_json
 from cratelib.models import CRATE
 from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
-from cratelib.train.loop import data_source, evaluate, train
+from cratelib.train.loop import data_source, evaluate, run_file, train
 
 __all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "zoo_architecture", "shipped", "train_zoo", "export_run", "load_zoo_model",
-           "zoo_record"]
+           "zoo_record", "zoo_file"]
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
 HELD_OUT_IMAGES = 2000
@@ -70,6 +70,15 @@ def held_out_accuracy(model: CRATE, config: TrainConfig, device: str = "cpu") ->
     return evaluate(model, data_source(probe, "test"), device)["acc"]
 
 
+def zoo_file(name: str, epoch: int | None = None, val_acc: float | None = None) -> str:
+    """A shipped checkpoint's file name: ``<name>.pt`` (the final model), ``<name>_epoch<e>.pt``
+    (the snapshot after ``epoch``) or ``<name>_val_acc_<a>.pt`` (the first epoch at validation
+    accuracy ``val_acc``); the run folder's names are :func:`cratelib.train.loop.run_file`."""
+    if val_acc is not None:
+        return f"{name}_val_acc_{val_acc:g}.pt"
+    return f"{name}.pt" if epoch is None else f"{name}_epoch{epoch}.pt"
+
+
 def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str = "",
                run_dir: str | Path | None = None) -> dict:
     """Copy a finished run into the zoo: float16 weights, snapshots (``<name>_epoch<e>.pt``, and
@@ -77,16 +86,17 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
     ``run_dir`` is where the run's files are if not at ``config.run_dir`` (a moved run folder)."""
     out_dir = Path(out_dir)
     run = Path(run_dir) if run_dir is not None else config.run_dir
-    ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run / run_file(), map_location="cpu", weights_only=False)
     name = config.name
-    atomic_torch_save(out_dir / f"{name}.pt",
+    atomic_torch_save(out_dir / zoo_file(name),
                       {"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"]})
-    snapshots = {snap: f"{name}_epoch{snap.stem.removeprefix('epoch_')}.pt" for snap in sorted(run.glob("epoch_*.pt"))}
-    snapshots |= {snap: f"{name}_{snap.stem}.pt" for snap in run.glob("val_acc_*.pt")}  # the equal-accuracy snapshot
+    snapshots = {snap: zoo_file(name, epoch=int(snap.stem.removeprefix("epoch_"))) for snap in sorted(run.glob("epoch_*.pt"))}
+    snapshots |= {snap: zoo_file(name, val_acc=float(snap.stem.removeprefix("val_acc_")))  # the equal-accuracy snapshot
+                  for snap in run.glob("val_acc_*.pt")}
     for snap, file in snapshots.items():
         s = torch.load(snap, map_location="cpu", weights_only=True)
         atomic_torch_save(out_dir / file, {"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]})
-    model = load_checkpoint(out_dir / f"{name}.pt")
+    model = load_checkpoint(out_dir / zoo_file(name))
     record = {
         "name": name,
         "command": command or f"python -m cratelib train-zoo --only {name}",
@@ -134,7 +144,7 @@ def zoo_record(name: str, zoo_dir: str | Path = ZOO_DIR) -> dict:
 def load_zoo_model(name: str, epoch: int | None = None, zoo_dir: str | Path = ZOO_DIR, **overrides) -> CRATE:
     """A shipped model (float32, eval mode); ``epoch`` picks a snapshot; ``overrides`` as in
     :func:`cratelib.load_checkpoint` (e.g. ``img_size=128``)."""
-    file = Path(zoo_dir) / (f"{name}_epoch{epoch}.pt" if epoch is not None else f"{name}.pt")
+    file = Path(zoo_dir) / zoo_file(name, epoch)
     if not file.is_file():
         have = sorted(p.stem for p in Path(zoo_dir).glob("*.pt")) if Path(zoo_dir).is_dir() else []
         raise FileNotFoundError(f"no shipped checkpoint {file}; available: {have or 'none'} "
