@@ -1,4 +1,5 @@
-"""Figures of CLS attention maps (book chapters 7, 11 and 12; the paper's Figs. 1, 7, 8, 11-14).
+"""Figures of CLS attention maps (book chapters 7, 11 and 12; the paper's Figs. 1, 7, 8, 11-14),
+and the study's measures over the layers (chapters 7 and 8).
 
 The maps come from :func:`cratelib.eval.extract.layer_maps` (eqs. 10-11) and DINO's mass sets
 from :func:`cratelib.eval.threshold.mass_mask`; the measures drawn beside them are in
@@ -7,22 +8,29 @@ from :func:`cratelib.eval.threshold.mass_mask`; the measures drawn beside them a
 * :func:`plot_layers_heads` - one image, a grid of layers x heads;
 * :func:`plot_images_heads` - several images, one layer, every head;
 * :func:`plot_map_detail` - one image, one map, its DINO mass set (the widget's figure);
-* :func:`plot_dino_display` - several images, one map each, shown DINO's way (Fig. 1).
+* :func:`plot_dino_display` - several images, one map each, shown DINO's way (Fig. 1);
+* :func:`plot_layers_models` - several models side by side: per image and model, one map per layer;
+* :func:`plot_heads_models` - several models side by side: per image, every head of one layer each;
+* :func:`plot_study_panels` - the emergence study's measures over the layers, one panel per
+  (measure, stage), the models' seeds shaded, the pixel cues, random maps and extra references
+  as lines (:attr:`cratelib.eval.emergence.StudyResult.rows`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.eval.metrics import iou
 from cratelib.eval.threshold import mass_mask
-from cratelib.figures.style import contour, finish, styled
+from cratelib.figures.style import COLORS, contour, finish, styled
 
-__all__ = ["plot_layers_heads", "plot_images_heads", "plot_map_detail", "plot_dino_display"]
+__all__ = ["plot_layers_heads", "plot_images_heads", "plot_map_detail", "plot_dino_display",
+           "plot_layers_models", "plot_heads_models", "plot_study_panels"]
 
 
 @styled
@@ -136,3 +144,135 @@ def plot_dino_display(images: Sequence[np.ndarray], maps: torch.Tensor, mass: fl
             contour(axes[0, j], truths[j], "white")
             axes[1, j].set_xlabel(f"IoU {iou(keep, truths[j]):.2f}", fontsize=8)
     return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.4)
+
+
+@styled
+def plot_layers_models(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tensor],
+                       truths: Sequence[np.ndarray] | None = None,
+                       heads: Mapping[str, Sequence[int]] | None = None, title: str = ""):
+    """Rows = each image under each model, columns = the image and one map per layer.
+
+    Args:
+        images: J uint8 ``(H, W, 3)`` images.
+        maps: label -> ``(L, J, h, w)``, one map per layer and image (e.g. the head each layer
+            chose on the selection set); every model has the same ``L``.
+        truths: optional J ``(H, W)`` bool object masks, outlined on the images and the maps.
+        heads: optional label -> L head indices (from 0), written in the corner of each map.
+    """
+    labels = list(maps)
+    L = next(iter(maps.values())).shape[0]
+    R = len(images) * len(labels)
+    fig, axes = plt.subplots(R, L + 1, figsize=(1.05 * (L + 1), 1.05 * R), squeeze=False)
+    for j, image in enumerate(images):
+        for m, label in enumerate(labels):
+            row = axes[j * len(labels) + m]
+            up = upsample_maps(maps[label][:, j], image.shape[:2]).numpy()  # (L, H, W)
+            row[0].imshow(image)
+            row[0].set_ylabel(label, fontsize=8)
+            for l in range(L):
+                row[l + 1].imshow(up[l], cmap="inferno")
+                if heads is not None and label in heads:
+                    row[l + 1].text(0.04, 0.96, f"h{int(heads[label][l]) + 1}", color="white", fontsize=6,
+                                    va="top", ha="left", transform=row[l + 1].transAxes)
+                if j == 0 and m == 0:
+                    row[l + 1].set_title(f"layer {l + 1}", fontsize=8)
+            if truths is not None:
+                for ax in row:
+                    contour(ax, truths[j], "white" if ax is row[0] else "cyan", 1.0 if ax is row[0] else 0.6)
+    return finish(fig, axes, title, pad=0.3, w_pad=0.15, h_pad=0.15)
+
+
+@styled
+def plot_heads_models(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tensor], mass: float = 0.6,
+                      truths: Sequence[np.ndarray] | None = None, title: str = ""):
+    """Rows = images, columns = the image and, model after model, every head's map of one layer
+    (each with the patches holding ``mass`` of its attention outlined in cyan: DINO's display).
+
+    Args:
+        images: J uint8 ``(H, W, 3)`` images.
+        maps: label -> ``(J, K, h, w)`` (e.g. each model's primary layer); K may differ by model.
+        mass: attention mass of the outlined sets.
+        truths: optional J ``(H, W)`` bool object masks, outlined on the images.
+    """
+    J = len(images)
+    cols = 1 + sum(m.shape[1] for m in maps.values())
+    fig, axes = plt.subplots(J, cols, figsize=(0.95 * cols, 0.95 * J + 0.25), squeeze=False)
+    for j, image in enumerate(images):
+        axes[j, 0].imshow(image)
+        if truths is not None:
+            contour(axes[j, 0], truths[j], "white")
+        c = 1
+        for label, m in maps.items():
+            up = upsample_maps(m[j], image.shape[:2]).numpy()
+            sets = upsample_maps(mass_mask(m[j], mass), image.shape[:2]).numpy()
+            for k in range(m.shape[1]):
+                axes[j, c].imshow(up[k], cmap="inferno")
+                contour(axes[j, c], sets[k], "cyan", 0.7)
+                if j == 0:
+                    axes[j, c].set_title(f"{label}\nhead {k + 1}" if k == 0 else f"head {k + 1}", fontsize=7)
+                c += 1
+    axes[0, 0].set_title("image", fontsize=7)
+    return finish(fig, axes, title, pad=0.3, w_pad=0.1, h_pad=0.15)
+
+
+def _study_curves(ax, rows: Sequence[dict], measure: str, stage: str, colors: Mapping[str, str]) -> None:
+    """One panel of :func:`plot_study_panels`: per model, ``measure`` over the layers at ``stage``
+    (mean over seeds, their range shaded); the best pixel cue and random maps as grey lines."""
+    for name, color in colors.items():
+        mine = [r for r in rows if r["name"] == name and r["stage"] == stage and np.isfinite(r.get(measure, np.nan))]
+        if not mine:
+            continue
+        layers = sorted({r["layer"] for r in mine})
+        values = [np.array([r[measure] for r in mine if r["layer"] == l]) for l in layers]
+        seeds = max(len(v) for v in values)
+        ax.plot(layers, [v.mean() for v in values], "-o", ms=3, color=color,
+                label=f"{name} ({seeds} seed{'s' * (seeds > 1)})")
+        if seeds > 1:
+            ax.fill_between(layers, [v.min() for v in values], [v.max() for v in values], color=color, alpha=0.2)
+    cues = {r["name"]: r[measure] for r in rows if r["stage"] == "baseline" and np.isfinite(r.get(measure, np.nan))}
+    best = max((n for n in cues if n != "random"), key=cues.get, default=None)
+    if best is not None:
+        ax.axhline(cues[best], ls="--", color="grey", lw=1, label="best pixel cue")
+    if "random" in cues:
+        ax.axhline(cues["random"], ls=":", color="grey", lw=1, label="random maps")
+
+
+@styled
+def plot_study_panels(rows: Sequence[dict], panels: Sequence[tuple[str, str, str]],
+                      references: Mapping[str, float] | None = None, ylabel: str = "", cols: int = 2,
+                      title: str = ""):
+    """The emergence study's measures over the layers, one panel per ``(measure, stage, panel
+    title)`` of ``panels``: each model of ``rows`` (:attr:`StudyResult.rows`, layers from 1) as the
+    mean over its seeds with their range shaded, in the same colour in every panel; the best pixel
+    cue (dashed) and random maps (dotted) where the measure has them; each of ``references``
+    (label -> value, e.g. a reference computed outside the protocol) as a dash-dotted line in every
+    panel. One legend for all panels, right of them; the panels share the y axis."""
+    models = [n for n in dict.fromkeys(r["name"] for r in rows if r["stage"] != "baseline")]
+    colors = {n: COLORS[i % len(COLORS)] for i, n in enumerate(models)}
+    n = len(panels)
+    cols = min(cols, n)
+    nrows = -(-n // cols)
+    width = min(3.6 * cols + 1.8, 10.0)  # the book's text column
+    fig, axes = plt.subplots(nrows, cols, figsize=(width, 2.7 * nrows), sharey=True, squeeze=False)
+    handles = {}
+    for ax, (measure, stage, panel_title) in zip(axes.flat, panels):
+        _study_curves(ax, rows, measure, stage, colors)
+        for i, (label, value) in enumerate((references or {}).items()):
+            ax.axhline(value, ls="-.", color=("black", "tab:brown", "tab:olive")[i % 3], lw=1, label=label)
+        ax.set_title(panel_title)
+        ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            key = lab.split(" (")[0] if lab.split(" (")[0] in colors else lab
+            handles.setdefault(key, (h, lab))
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    fig.legend([h for h, _ in handles.values()], [lab for _, lab in handles.values()], loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=7.5)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
