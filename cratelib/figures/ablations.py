@@ -20,7 +20,11 @@ This module names them and draws what :mod:`cratelib.eval` measures about them:
 * :func:`architecture_rows` - blocks and parameters per sub-block (counted by
   :func:`cratelib.info.param_breakdown`);
 * :func:`paper_values`, :func:`table2_rows` - Table 2's numbers, and Table 2 beside ours;
-* :func:`plot_model_maps` - Fig. 13's layout.
+* :func:`plot_model_maps` - Fig. 13's layout;
+* :data:`STUDY_VARIANTS`, :func:`study_summary_rows`, :func:`study_table2_rows`,
+  :func:`not_trained_note` - the same for the emergence study's models (``crate``, ``vit-cls``,
+  ``vit-gap`` and the three ablations, :data:`cratelib.train.study.STUDY_MODELS`): across-seed
+  summaries of the protocol's measures, Table 2 beside them, and which runs are not trained yet.
 
 The measures are :func:`cratelib.eval.localisation.score_maps` and
 :func:`cratelib.eval.maskcut_eval.layerwise_maskcut`, the comparisons
@@ -49,6 +53,10 @@ __all__ = [
     "paper_values",
     "table2_rows",
     "plot_model_maps",
+    "STUDY_VARIANTS",
+    "study_summary_rows",
+    "study_table2_rows",
+    "not_trained_note",
 ]
 
 
@@ -161,3 +169,99 @@ def plot_model_maps(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tenso
             contour(axes[r, j], upsample_maps(sets[j], size).numpy(), "cyan", 0.7)
         axes[r, 0].set_ylabel(label, fontsize=8)
     return finish(fig, axes, pad=0.3, w_pad=0.2, h_pad=0.2)
+
+
+# The emergence study's models (cratelib.train.study.STUDY_MODELS): the same 2x2 design plus the
+# two ViT poolings; the paper's Table 2 has one ViT row, which both ViTs are read against.
+STUDY_VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("crate", "CRATE", "MSSA", "ISTA", "CRATE (MSSA+ISTA)", "tab:blue"),
+    Variant("crate-mlp", "CRATE-MLP", "MSSA", "MLP", "CRATE-MLP (MSSA+MLP)", "tab:green"),
+    Variant("crate-mhsa", "CRATE-MHSA", "MHSA", "ISTA", "CRATE-MHSA (MHSA+ISTA)", "tab:purple"),
+    Variant("vit-cls", "ViT-CLS", "MHSA", "MLP", "ViT (MHSA+MLP)", "tab:red"),
+    Variant("vit-gap", "ViT-GAP", "MHSA", "MLP", "ViT (MHSA+MLP)", "tab:brown"),
+    Variant("crate-sth", "CRATE-sth", "MSSA", "ISTA, soft threshold", None, "tab:orange"),
+)}
+
+
+def _cell(values: Sequence[float], digits: int) -> str:
+    """``mean ± spread (n)`` over seeds; one seed: the value and ``(1)``; none: ``-``."""
+    values = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (1)"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f} ({len(values)})"
+
+
+def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage: str = "final",
+                       names: Sequence[str] | None = None, digits: int | Mapping[str, int] = 3) -> list[dict]:
+    """One row per model (then one per baseline) for :func:`cratelib.figures.tables.format_table`:
+    each of ``measures`` at the model's primary layer at ``stage``, as ``mean ± standard deviation
+    across seeds (number of seeds)``.
+
+    Args:
+        rows: :attr:`cratelib.eval.emergence.StudyResult.rows`.
+        measures: row key -> column title.
+        names: the models, in row order (default: every model of ``rows`` at ``stage``).
+        digits: decimals of every measure, or measure -> decimals (3 for the others).
+    """
+    places = {key: (digits.get(key, 3) if isinstance(digits, Mapping) else digits) for key in measures}
+    primary = [r for r in rows if r["primary"]]
+    models = list(names or dict.fromkeys(r["name"] for r in primary if r["stage"] == stage))
+    out = []
+    for name in models:
+        mine = [r for r in primary if r["name"] == name and r["stage"] == stage]
+        if not mine:
+            continue
+        label = STUDY_VARIANTS[name].label if name in STUDY_VARIANTS else name
+        out.append({"model": label, "layer": str(mine[0]["layer"]),
+                    **{title: _cell([r.get(key, np.nan) for r in mine], places[key]) for key, title in measures.items()}})
+    for r in primary:
+        if r["stage"] == "baseline":
+            name = "random maps" if r["name"] == "random" else f"pixel cue: {r['name'].replace('_', ' ')}"
+            out.append({"model": name, "layer": "-",
+                        **{title: _cell([r.get(key, np.nan)], places[key]).removesuffix(" (1)")
+                           for key, title in measures.items()}})
+    return out
+
+
+def study_table2_rows(ours: Mapping[str, Mapping[str, float]], names: Sequence[str] | None = None) -> list[dict]:
+    """Table 2 (det AP50 and VOC mIoU, S/8) beside the study: one row per study model, the paper's
+    row of the same design (both ViTs are read against its one ViT row; CRATE-sth is not in it).
+
+    Args:
+        ours: name -> ``{"auc", "ap50", "seeds"}``: the primary measure and MaskCut's AP50
+            (percent) at the primary layer, means over ``seeds`` seeds; a model absent here is
+            marked "not trained yet".
+        names: the models, in row order (default: all of :data:`STUDY_VARIANTS`).
+    """
+    rows = []
+    for n in names or STUDY_VARIANTS:
+        v = STUDY_VARIANTS[n]
+        paper = TABLE2_ABLATION.get(v.paper_row, (float("nan"),) * 4)
+        mine = ours.get(n)
+        row = {"model": v.label, "blocks": f"{v.attn} + {v.block}",
+               "paper det AP50": paper[0], "paper VOC mIoU": paper[3]}
+        if mine is None:
+            row |= {"ours: AUC": "not trained yet", "ours: MaskCut AP50": "-", "seeds": 0}
+        else:
+            row |= {"ours: AUC": float(mine["auc"]), "ours: MaskCut AP50": float(mine["ap50"]),
+                    "seeds": int(mine["seeds"])}
+        rows.append(row)
+    return rows
+
+
+def not_trained_note(missing: Mapping[str, int | None], epochs: int, command: str = "python -m cratelib "
+                     "train-study --only {name} --seed 0") -> str:
+    """Markdown: the study models without a shipped run, each with the command that trains it and,
+    where a partial run folder exists, how far it got (``missing``: name -> epochs done or None)."""
+    if not missing:
+        return "Every model of the study has at least one shipped run."
+    parts = []
+    for name, done in missing.items():
+        label = STUDY_VARIANTS[name].label if name in STUDY_VARIANTS else name
+        where = f", a partial run stopped after epoch {done} of {epochs} resumes with it" if done else ""
+        parts.append(f"{label} (`{command.format(name=name)}`{where})")
+    return ("**Not trained yet:** " + "; ".join(parts) + ". Each run is the study's recipe with only the "
+            "model changed; once its checkpoint is shipped to `data/checkpoints/study/`, this chapter "
+            "measures it with the others.")

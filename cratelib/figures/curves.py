@@ -4,7 +4,10 @@
 * :func:`plot_layerwise` - curves over the layers (0-based keys, drawn 1-based), legend beside;
 * :func:`plot_layer_curves` - one panel per measure, one curve per model over the layers, with
   reference lines;
-* :func:`plot_layer_epoch` - a heat map ``epoch x layer`` with every cell printed.
+* :func:`plot_layer_epoch` - a heat map ``epoch x layer`` with every cell printed;
+* :func:`seed_curves`, :func:`plot_seed_curves` - the emergence study's rows as curves over the
+  layers or the epochs, one per model: the mean over seeds, the seeds' range shaded, reference
+  lines for the baselines (book chapter 12).
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from matplotlib.ticker import MaxNLocator
 
 from cratelib.figures.style import COLORS, styled
 
-__all__ = ["plot_series", "plot_layerwise", "plot_layer_curves", "plot_layer_epoch"]
+__all__ = ["plot_series", "plot_layerwise", "plot_layer_curves", "plot_layer_epoch", "seed_curves",
+           "plot_seed_curves"]
 
 
 @styled
@@ -120,3 +124,68 @@ def plot_layer_epoch(values: np.ndarray, epochs: Sequence[int], label: str, titl
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def seed_curves(rows: Sequence[dict], measure: str, x: str = "layer", stages: Sequence[str] = ("final",),
+                primary_only: bool = False) -> dict[str, dict[int, dict[float, float]]]:
+    """``{model: {seed: {x: value}}}`` of ``measure`` from the study's rows
+    (:attr:`cratelib.eval.emergence.StudyResult.rows`), for the models' checkpoints at ``stages``
+    (baselines are left out; rows without a finite value of the measure too).
+
+    Args:
+        x: the row key on the horizontal axis: ``"layer"`` (every layer of one stage) or
+            ``"epoch"`` (with ``primary_only``: the primary layer at each stage).
+        primary_only: keep only the rows at each model's primary layer.
+    """
+    out: dict[str, dict[int, dict[float, float]]] = {}
+    for r in rows:
+        if r["stage"] == "baseline" or r["stage"] not in stages or (primary_only and not r["primary"]):
+            continue
+        v = r.get(measure, float("nan"))
+        if v is None or not np.isfinite(v):
+            continue
+        out.setdefault(r["name"], {}).setdefault(r["seed"], {})[r[x]] = float(v)
+    return out
+
+
+@styled
+def plot_seed_curves(curves: Mapping[str, Mapping[int, Mapping[float, float]]], xlabel: str, ylabel: str,
+                     ax=None, references: Mapping[str, float] | None = None,
+                     colors: Mapping[str, str] | None = None, styles: Mapping[str, str] | None = None,
+                     title: str = "", legend: bool = True):
+    """One curve per model: the mean over its seeds at each x (:func:`seed_curves`), the range of
+    the seeds shaded where there are two or more, and each seed as a thin line; ``references``
+    (label -> value, e.g. the best pixel cue) as grey horizontal lines. Returns the figure.
+
+    Args:
+        curves: ``{model: {seed: {x: value}}}``.
+        ax: draw into this axis (default: a new figure).
+        colors: optional colour per model (default: :data:`COLORS` in order).
+        styles: optional line style per model (e.g. ``"--"`` for the models at initialisation).
+        legend: draw the legend (to the right of the axis).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.8, 3.2))
+    for i, (name, seeds) in enumerate(curves.items()):
+        color = (colors or {}).get(name, COLORS[i % len(COLORS)])
+        xs = sorted({x for values in seeds.values() for x in values})
+        table = np.array([[values.get(x, np.nan) for values in seeds.values()] for x in xs])  # (X, seeds)
+        n = len(seeds)
+        ax.plot(xs, np.nanmean(table, 1), (styles or {}).get(name, "-"), marker="o", ms=3.5, color=color,
+                label=f"{name} ({n} seed{'s' * (n > 1)})")
+        if n > 1:
+            ax.fill_between(xs, np.nanmin(table, 1), np.nanmax(table, 1), color=color, alpha=0.18, lw=0)
+            for col in table.T:
+                ax.plot(xs, col, "-", lw=0.6, alpha=0.6, color=color)
+    for j, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls=("--", ":", "-.")[j % 3], color="grey", lw=1, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7.5)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure

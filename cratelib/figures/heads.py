@@ -6,7 +6,9 @@ and :func:`~cratelib.eval.localisation.class_head_means`. Heads are numbered fro
 
 * :func:`head_rows` - one table row per head, ``mean (std)`` over the images;
 * :func:`plot_head_measures` - stacked bars: where each head's attention goes;
-* :func:`plot_class_heads` - heat maps class x head of a per-class mean.
+* :func:`plot_class_heads` - heat maps class x head of a per-class mean;
+* :func:`plot_head_auc` - every head's per-image AUC at one layer (the emergence study's
+  ``RunScores.auc``), mean and spread over the images, the protocol's chosen head marked.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from cratelib.figures.style import COLORS, styled
 
-__all__ = ["KINDS", "head_rows", "plot_head_measures", "plot_class_heads"]
+__all__ = ["KINDS", "head_rows", "plot_head_measures", "plot_class_heads", "plot_head_auc"]
 
 KINDS = ("background", "outline", "interior")
 
@@ -87,4 +89,50 @@ def plot_class_heads(matrices: Mapping[str, np.ndarray], class_names: Sequence[s
         ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
         ax.set_title(model)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.04, pad=0.02, label=label)
+    return fig
+
+
+@styled
+def plot_head_auc(per_head: Mapping[str, np.ndarray], chosen: Mapping[str, int] | None = None,
+                  references: Mapping[str, float] | None = None, ylabel: str = "AUC against the main object",
+                  title: str = ""):
+    """Each head's AUC at one layer, one group of points per label (e.g. a model and seed): the
+    mean over the images with a bar of one standard deviation, the chosen head (numbered from 0
+    in ``chosen``) drawn as a filled star, ``references`` as grey horizontal lines.
+
+    Args:
+        per_head: label -> ``(J, K)`` per-image, per-head values (``nan`` images ignored).
+        chosen: label -> the head the protocol chose (on the selection set).
+        references: label -> value (the best pixel cue, random maps).
+    """
+    labels = list(per_head)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * sum(v.shape[1] for v in per_head.values()) + 2.6), 3.2))
+    ticks, names = [], []
+    x0 = 0.0
+    for i, label in enumerate(labels):
+        v = np.asarray(per_head[label], float)
+        K = v.shape[1]
+        xs = x0 + np.arange(K)
+        mean, std = np.nanmean(v, 0), np.nanstd(v, 0)
+        color = COLORS[i % len(COLORS)]
+        ax.errorbar(xs, mean, yerr=std, fmt="o", ms=4, color=color, capsize=2, lw=0.8)
+        if chosen is not None and label in chosen:
+            k = int(chosen[label])
+            ax.plot(xs[k], mean[k], "*", ms=12, color=color, markeredgecolor="black", markeredgewidth=0.6)
+        ticks += list(xs)
+        names += [f"{k + 1}" for k in range(K)]
+        ax.text(xs.mean(), 1.0, textwrap.fill(label, 14, break_long_words=False), transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=7.5)
+        x0 += K + 1
+    for j, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls=("--", ":", "-.")[j % 3], color="grey", lw=1, label=label)
+    ax.set_xticks(ticks, names, fontsize=7)
+    ax.set_xlabel("head (star: the head chosen on the selection set)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    if references:
+        ax.legend(loc="lower right", fontsize=7)
+    if title:
+        ax.set_title(title, pad=26)
+    fig.tight_layout()
     return fig
