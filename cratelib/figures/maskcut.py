@@ -7,7 +7,9 @@ scoring of a data set (:func:`~cratelib.eval.maskcut_eval.maskcut_ap`). This mod
 
 * :func:`plot_graph`, :func:`plot_cuts`, :func:`plot_crf`, :func:`plot_detections`,
   :func:`plot_maskcut_detail` - the chapter's figures;
-* :func:`table1_rows` - the paper's Table 1 beside the book's numbers.
+* :func:`table1_rows` - the paper's Table 1 beside the book's numbers;
+* :func:`plot_seed_values` - one measure of the emergence study at each model's primary layer:
+  every seed as a dot, the mean over seeds as a bar, per model and stage, beside reference lines.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from cratelib.eval.maskcut_eval import METRIC_COLUMNS
 from cratelib.eval.metrics import iou
 from cratelib.eval.ncut import dense_affinity, second_eigenvector
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
-from cratelib.figures.style import contour, no_ticks, overlay_masks, styled
+from cratelib.figures.style import COLORS, contour, no_ticks, overlay_masks, styled
 
-__all__ = ["plot_graph", "plot_cuts", "plot_crf", "plot_detections", "plot_maskcut_detail", "table1_rows"]
+__all__ = ["plot_graph", "plot_cuts", "plot_crf", "plot_detections", "plot_maskcut_detail", "table1_rows",
+           "plot_seed_values"]
 
 
 def _grid_lines(ax, grid: tuple[int, int], size: tuple[int, int]) -> None:
@@ -211,3 +214,48 @@ def table1_rows(ours: Mapping[str, Mapping[str, float]], source: str = "this boo
             raise KeyError(f"{name}: missing metrics {sorted(missing)}")
         rows.append({"model": name, "data": source, **{c: float(metrics[c]) for c in METRIC_COLUMNS}})
     return rows
+
+
+@styled
+def plot_seed_values(rows: Sequence[dict], measure: str = "maskcut_ap50",
+                     stages: Sequence[str] = ("init", "equal_acc", "final"),
+                     references: Mapping[str, float] | None = None, ylabel: str = "MaskCut det AP50 (%)",
+                     title: str = ""):
+    """``measure`` at each model's primary layer: one group of bars per model, one bar per stage
+    (the mean over seeds), every seed's value as a dot on its bar.
+
+    Args:
+        rows: :attr:`cratelib.eval.emergence.StudyResult.rows` (only rows with ``primary`` true and
+            a finite ``measure`` are drawn; baselines, ``stage == "baseline"``, are not).
+        measure: the key to draw.
+        stages: the stages to draw, in this order within each group (a stage a model lacks is
+            left empty).
+        references: ``{label: value}`` horizontal lines (e.g. MaskCut on raw pixels).
+        ylabel, title: the axis label and the title.
+    """
+    keep = [r for r in rows if r.get("primary") and r["stage"] in stages and np.isfinite(r.get(measure, np.nan))]
+    models = list(dict.fromkeys(r["name"] for r in keep))
+    fig, ax = plt.subplots(figsize=(1.4 * max(len(models), 1) + 2.6, 3.2))
+    width = 0.8 / len(stages)
+    for s, stage in enumerate(stages):
+        color = COLORS[s % len(COLORS)]
+        for m, name in enumerate(models):
+            values = [float(r[measure]) for r in keep if r["name"] == name and r["stage"] == stage]
+            if not values:
+                continue
+            x = m - 0.4 + width * (s + 0.5)
+            ax.bar(x, np.mean(values), width * 0.9, color=color, alpha=0.45, label=stage)
+            ax.plot(np.full(len(values), x), values, "o", ms=4, color=color, mec="black", mew=0.5)
+    for i, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls=("--", ":", "-.")[i % 3], color="grey", lw=1, label=label)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    order = [label for label in (*stages, *(references or {})) if label in unique]
+    ax.legend([unique[label] for label in order], order, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    ax.set_xticks(range(len(models)), models)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
