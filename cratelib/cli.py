@@ -106,7 +106,7 @@ def _study(args: argparse.Namespace) -> int:
     import io
 
     from cratelib.eval.emergence import measure_study
-    from cratelib.figures.emergence import plot_study_layers, plot_study_maps
+    from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
     from cratelib.train.study import STAGES, STUDY_RUNS, STUDY_ZOO, study_checkpoints
@@ -139,7 +139,7 @@ def _study(args: argparse.Namespace) -> int:
               f"{v['seeds']} seed(s)); same sign {v['same_sign']}, beyond 2 spreads {v['beyond_spread']}, "
               f"both above pixels {v['beat_pixels']} -> {'real' if v['real'] else 'not established'}")
     for stage in sorted({r["stage"] for r in result.rows if r["stage"] != "baseline"}):
-        fig = plot_study_layers([r for r in result.rows if r["stage"] in (stage, "baseline")], stage=stage)
+        fig = plot_study_panels(result.rows, [("auc_half", stage, stage)], ylabel="AUC of the chosen head")
         atomic_write(out / f"layers_{stage}.png", lambda f: fig.savefig(f, format="png", dpi=100))
     finals = {f"{n} s{s}": m for (n, s, st), m in result.maps.items() if st == "final"}
     if finals:

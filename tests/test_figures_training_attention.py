@@ -79,15 +79,3 @@ def test_plot_history_marks_snapshots():
     marked = [line for line in fig.axes[1].lines if line.get_marker() == "o"]
     assert len(marked) == 1 and list(marked[0].get_xdata()) == [2, 4]
     matplotlib.pyplot.close(fig)
-
-
-def test_plot_seed_curves_draws_one_line_per_seed_and_one_colour_per_model():
-    hist = lambda k: [{"epoch": e, "val_acc": k * e / 10} for e in range(1, 6)]
-    fig = training.plot_seed_curves({"crate": [hist(1), hist(1.1)], "vit": [hist(0.9)]},
-                                    levels={"equal accuracy": 0.8}, chance=0.1)
-    ax = fig.axes[0]
-    curves = [line for line in ax.lines if len(line.get_xdata()) == 5]
-    assert len(curves) == 3 and curves[0].get_color() == curves[1].get_color() != curves[2].get_color()
-    assert list(curves[1].get_ydata()) == pytest.approx([0.11, 0.22, 0.33, 0.44, 0.55])
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["crate (2 seeds)", "vit (1 seed)", "chance"]
-    matplotlib.pyplot.close(fig)

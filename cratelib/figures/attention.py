@@ -1,5 +1,5 @@
 """Figures of CLS attention maps (book chapters 7, 11 and 12; the paper's Figs. 1, 7, 8, 11-14),
-and the study's measures over the layers (chapters 7 and 8).
+of several models side by side (the emergence study, chapters 7 and 8).
 
 The maps come from :func:`cratelib.eval.extract.layer_maps` (eqs. 10-11) and DINO's mass sets
 from :func:`cratelib.eval.threshold.mass_mask`; the measures drawn beside them are in
@@ -10,10 +10,9 @@ from :func:`cratelib.eval.threshold.mass_mask`; the measures drawn beside them a
 * :func:`plot_map_detail` - one image, one map, its DINO mass set (the widget's figure);
 * :func:`plot_dino_display` - several images, one map each, shown DINO's way (Fig. 1);
 * :func:`plot_layers_models` - several models side by side: per image and model, one map per layer;
-* :func:`plot_heads_models` - several models side by side: per image, every head of one layer each;
-* :func:`plot_study_panels` - the emergence study's measures over the layers, one panel per
-  (measure, stage), the models' seeds shaded, the pixel cues, random maps and extra references
-  as lines (:attr:`cratelib.eval.emergence.StudyResult.rows`).
+* :func:`plot_heads_models` - several models side by side: per image, every head of one layer each.
+
+The study's measures over the layers are drawn by :func:`cratelib.figures.emergence.plot_study_panels`.
 """
 from __future__ import annotations
 
@@ -22,15 +21,14 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.ticker import MaxNLocator
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.eval.metrics import iou
 from cratelib.eval.threshold import mass_mask
-from cratelib.figures.style import COLORS, contour, finish, styled
+from cratelib.figures.style import contour, finish, styled
 
 __all__ = ["plot_layers_heads", "plot_images_heads", "plot_map_detail", "plot_dino_display",
-           "plot_layers_models", "plot_heads_models", "plot_study_panels"]
+           "plot_layers_models", "plot_heads_models"]
 
 
 @styled
@@ -213,66 +211,3 @@ def plot_heads_models(images: Sequence[np.ndarray], maps: Mapping[str, torch.Ten
                 c += 1
     axes[0, 0].set_title("image", fontsize=7)
     return finish(fig, axes, title, pad=0.3, w_pad=0.1, h_pad=0.15)
-
-
-def _study_curves(ax, rows: Sequence[dict], measure: str, stage: str, colors: Mapping[str, str]) -> None:
-    """One panel of :func:`plot_study_panels`: per model, ``measure`` over the layers at ``stage``
-    (mean over seeds, their range shaded); the best pixel cue and random maps as grey lines."""
-    for name, color in colors.items():
-        mine = [r for r in rows if r["name"] == name and r["stage"] == stage and np.isfinite(r.get(measure, np.nan))]
-        if not mine:
-            continue
-        layers = sorted({r["layer"] for r in mine})
-        values = [np.array([r[measure] for r in mine if r["layer"] == l]) for l in layers]
-        seeds = max(len(v) for v in values)
-        ax.plot(layers, [v.mean() for v in values], "-o", ms=3, color=color,
-                label=f"{name} ({seeds} seed{'s' * (seeds > 1)})")
-        if seeds > 1:
-            ax.fill_between(layers, [v.min() for v in values], [v.max() for v in values], color=color, alpha=0.2)
-    cues = {r["name"]: r[measure] for r in rows if r["stage"] == "baseline" and np.isfinite(r.get(measure, np.nan))}
-    best = max((n for n in cues if n != "random"), key=cues.get, default=None)
-    if best is not None:
-        ax.axhline(cues[best], ls="--", color="grey", lw=1, label="best pixel cue")
-    if "random" in cues:
-        ax.axhline(cues["random"], ls=":", color="grey", lw=1, label="random maps")
-
-
-@styled
-def plot_study_panels(rows: Sequence[dict], panels: Sequence[tuple[str, str, str]],
-                      references: Mapping[str, float] | None = None, ylabel: str = "", cols: int = 2,
-                      title: str = ""):
-    """The emergence study's measures over the layers, one panel per ``(measure, stage, panel
-    title)`` of ``panels``: each model of ``rows`` (:attr:`StudyResult.rows`, layers from 1) as the
-    mean over its seeds with their range shaded, in the same colour in every panel; the best pixel
-    cue (dashed) and random maps (dotted) where the measure has them; each of ``references``
-    (label -> value, e.g. a reference computed outside the protocol) as a dash-dotted line in every
-    panel. One legend for all panels, right of them; the panels share the y axis."""
-    models = [n for n in dict.fromkeys(r["name"] for r in rows if r["stage"] != "baseline")]
-    colors = {n: COLORS[i % len(COLORS)] for i, n in enumerate(models)}
-    n = len(panels)
-    cols = min(cols, n)
-    nrows = -(-n // cols)
-    width = min(3.6 * cols + 1.8, 10.0)  # the book's text column
-    fig, axes = plt.subplots(nrows, cols, figsize=(width, 2.7 * nrows), sharey=True, squeeze=False)
-    handles = {}
-    for ax, (measure, stage, panel_title) in zip(axes.flat, panels):
-        _study_curves(ax, rows, measure, stage, colors)
-        for i, (label, value) in enumerate((references or {}).items()):
-            ax.axhline(value, ls="-.", color=("black", "tab:brown", "tab:olive")[i % 3], lw=1, label=label)
-        ax.set_title(panel_title)
-        ax.set_xlabel("layer")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            key = lab.split(" (")[0] if lab.split(" (")[0] in colors else lab
-            handles.setdefault(key, (h, lab))
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel)
-    fig.legend([h for h, _ in handles.values()], [lab for _, lab in handles.values()], loc="center left",
-               bbox_to_anchor=(1.0, 0.5), fontsize=7.5)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig

@@ -1,7 +1,8 @@
 """Figures of the emergence study (:mod:`cratelib.eval.emergence`): drawn from its rows and maps.
 
-* :func:`plot_study_layers` - the primary measure over the layers, one curve per model (mean over
-  seeds, the seeds' range shaded), the best pixel cue and random maps as reference lines;
+* :func:`plot_study_panels` - measures over the layers, one panel per (measure, stage), one curve
+  per model (mean over seeds, the seeds' range shaded), the best pixel cue and random maps as
+  reference lines;
 * :func:`plot_study_maps` - rows = models, columns = images: each model's chosen head at its
   primary layer, the main object outlined.
 """
@@ -12,42 +13,58 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.ticker import MaxNLocator
 
 from cratelib.eval.attention import upsample_maps
+from cratelib.figures.curves import plot_seed_curves, seed_curves
 from cratelib.figures.style import COLORS, contour, finish, styled
 
-__all__ = ["plot_study_layers", "plot_study_maps"]
+__all__ = ["plot_study_panels", "plot_study_maps"]
+
+
+def _baseline_lines(rows: Sequence[dict], measure: str) -> dict[str, float]:
+    """The best pixel cue and random maps on ``measure`` (where the baselines have it), as
+    reference lines: ``label -> value``."""
+    cues = {r["name"]: r[measure] for r in rows if r["stage"] == "baseline" and np.isfinite(r.get(measure, np.nan))}
+    best = max((n for n in cues if n != "random"), key=cues.get, default=None)
+    lines = {f"best pixel cue ({best})": cues[best]} if best is not None else {}
+    return lines | ({"random maps": cues["random"]} if "random" in cues else {})
 
 
 @styled
-def plot_study_layers(rows: Sequence[dict], measure: str = "auc_half", stage: str = "final",
-                      ylabel: str = "AUC of the chosen head", title: str = ""):
-    """``measure`` per layer for every model of ``rows`` (:attr:`StudyResult.rows`) at ``stage``."""
-    fig, ax = plt.subplots(figsize=(6.8, 3.2))
-    models = list(dict.fromkeys(r["name"] for r in rows if r["stage"] == stage))
-    for i, name in enumerate(models):
-        mine = [r for r in rows if r["name"] == name and r["stage"] == stage]
-        layers = sorted({r["layer"] for r in mine})
-        values = np.array([[r[measure] for r in mine if r["layer"] == l] for l in layers])  # (layers, seeds)
-        color = COLORS[i % len(COLORS)]
-        seeds = values.shape[1]
-        ax.plot(layers, values.mean(1), "-o", ms=3.5, color=color, label=f"{name} ({seeds} seed{'s' * (seeds > 1)})")
-        if seeds > 1:
-            ax.fill_between(layers, values.min(1), values.max(1), color=color, alpha=0.2)
-    baselines = {r["name"]: r[measure] for r in rows if r["stage"] == "baseline"}
-    if baselines:
-        best = max((n for n in baselines if n != "random"), key=baselines.get, default=None)
-        for name, style in ((best, "--"), ("random", ":")):
-            if name in baselines:
-                ax.axhline(baselines[name], ls=style, color="grey", lw=1, label=f"{name} (pixels)" if name != "random" else "random maps")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+def plot_study_panels(rows: Sequence[dict], panels: Sequence[tuple[str, str, str]],
+                      references: Mapping[str, float] | None = None,
+                      by_measure: Mapping[str, Mapping[str, float]] | None = None, ylabel: str = "", cols: int = 2,
+                      title: str = ""):
+    """The study's measures over the layers, one panel per ``(measure, stage, panel title)`` of
+    ``panels``: every model of ``rows`` (:attr:`cratelib.eval.emergence.StudyResult.rows`) as the
+    mean over its seeds, the seeds' range shaded and each seed a thin line
+    (:func:`cratelib.figures.curves.plot_seed_curves`), in the same colour in every panel; the best
+    pixel cue and random maps where the measure has them, each of ``references`` (label -> value,
+    e.g. a reference computed outside the protocol) in every panel and each of ``by_measure[m]``
+    in the panels of measure ``m`` (e.g. a rule's ceiling), as grey lines. One legend for all
+    panels, right of them; the panels share the y axis."""
+    models = list(dict.fromkeys(r["name"] for r in rows if r["stage"] != "baseline"))
+    colors = {n: COLORS[i % len(COLORS)] for i, n in enumerate(models)}
+    cols = min(cols, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(min(3.6 * cols + 1.8, 10.0), 2.7 * nrows), sharey=True,
+                             squeeze=False)
+    handles = {}
+    for ax, (measure, stage, panel_title) in zip(axes.flat, panels):
+        plot_seed_curves(seed_curves(rows, measure, "layer", [stage]), "layer", "", ax=ax, colors=colors,
+                         references=_baseline_lines(rows, measure) | dict(references or {})
+                         | dict((by_measure or {}).get(measure, {})), legend=False,
+                         title=panel_title)
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label.split(" (")[0] if label.split(" (")[0] in colors else label, (h, label))
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    fig.legend([h for h, _ in handles.values()], [label for _, label in handles.values()], loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=7.5)
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

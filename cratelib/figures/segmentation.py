@@ -8,6 +8,8 @@ The scoring is :mod:`cratelib.eval.segmentation` (eqs. 13-14:
   head marked (the layout of Fig. 4a; the widget's figure);
 * :func:`plot_threshold_curves` - eq. 14 against P for several models;
 * :func:`plot_bars` - one bar per model (Fig. 4b), beside the paper's values.
+
+The study's measures per layer are drawn by :func:`cratelib.figures.emergence.plot_study_panels`.
 """
 from __future__ import annotations
 

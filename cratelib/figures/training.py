@@ -6,8 +6,7 @@
 * the recipes: :func:`recipe_rows` (presets side by side; the compute of a run is
   :func:`cratelib.train.cost.training_compute`);
 * the runs: :func:`plot_history` (loss and accuracy per epoch, from a live run or a shipped
-  checkpoint's record); :func:`plot_seed_curves` (the emergence study's runs: validation accuracy
-  per epoch, one colour per model, one line per seed).
+  checkpoint's record).
 
 Images are ``(n, H, W, 3)`` uint8 arrays of a :class:`cratelib.data.SyntheticData`.
 """
@@ -24,7 +23,7 @@ from cratelib.figures.style import COLORS, finish, styled
 from cratelib.train import TrainConfig
 from cratelib.train.cost import num_train_images
 
-__all__ = ["one_per_class", "plot_examples", "RECIPE_FIELDS", "recipe_rows", "plot_history", "plot_seed_curves"]
+__all__ = ["one_per_class", "plot_examples", "RECIPE_FIELDS", "recipe_rows", "plot_history"]
 
 
 def one_per_class(data: SyntheticData) -> list[int]:
@@ -129,38 +128,5 @@ def plot_history(histories: Mapping[str, Sequence[dict]], chance: float | None =
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-@styled
-def plot_seed_curves(histories: Mapping[str, Sequence[Sequence[dict]]], key: str = "val_acc",
-                     levels: Mapping[str, float] | None = None, chance: float | None = None, title: str = ""):
-    """``key`` per epoch of several seeds of several models: one colour per model, one line per seed.
-
-    Args:
-        histories: ``model -> [history of each seed]`` (records' ``history`` lists, with ``epoch`` and
-            ``key``).
-        levels: ``label -> value`` drawn as dashed horizontal lines (e.g. the equal-accuracy level).
-        chance: accuracy of guessing (dotted).
-    """
-    fig, ax = plt.subplots(figsize=(6.8, 3.2))
-    for i, (model, runs) in enumerate(histories.items()):
-        color = COLORS[i % len(COLORS)]
-        for j, hist in enumerate(runs):
-            ax.plot([r["epoch"] for r in hist], [r[key] for r in hist], "-", color=color, lw=1.2, alpha=0.85,
-                    label=f"{model} ({len(runs)} seed{'s' * (len(runs) > 1)})" if j == 0 else None)
-    for label, value in (levels or {}).items():
-        ax.axhline(value, color="grey", ls="--", lw=1)
-        ax.annotate(label, (0, value), xytext=(2, 2), textcoords="offset points", fontsize=7, color="grey")
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(key.replace("_", " "))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    if title:
-        ax.set_title(title)
     fig.tight_layout()
     return fig
