@@ -96,7 +96,12 @@ def _train_study(args: argparse.Namespace) -> int:
     if unknown:
         print(f"cratelib train-study: unknown models {unknown}; known: {', '.join(STUDY_MODELS)}", file=sys.stderr)
         return 2
-    for line in train_study(args.only or None, args.seed or [0]):
+    try:
+        lines = train_study(args.only or None, args.seed or [0], img_size=args.img_size)
+    except ValueError as err:
+        print(f"cratelib train-study: {err}", file=sys.stderr)
+        return 2
+    for line in lines:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()))
     return 0
 
@@ -214,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="MODEL", help="crate, vit-cls, vit-gap, crate-mlp, "
                    "crate-mhsa, crate-sth (repeatable; default: all)")
     p.add_argument("--seed", action="append", type=int, default=[], help="training seed (repeatable; default: 0)")
+    p.add_argument("--img-size", type=int, default=64,
+                   help="training resolution at patch 8 (default: the recipe's 64 px, an 8x8 grid; 128: a 16x16 grid, "
+                        "whose runs go to data/study/runs-128px and ship to data/checkpoints/study-128px)")
     p.set_defaults(func=_train_study)
 
     p = sub.add_parser("study", help="the emergence study's protocol on its finished runs: one table (CSV/JSON/Markdown) "

@@ -177,3 +177,18 @@ def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(t
     assert _nan_free(shipped["rows"]) == _nan_free(fresh.rows)
     np.testing.assert_allclose(shipped["auc"]["half"].numpy(), fresh.scores.auc["half"], atol=1e-6)
     np.testing.assert_allclose(shipped["pca_auc"].numpy(), fresh.scores.pca_auc, atol=1e-6)
+
+
+def test_a_finer_grid_is_the_same_recipe_in_its_own_folders():
+    from cratelib.train.study import STUDY_ZOO, study_folders
+
+    fine = study_config("vit-gap", 1, img_size=128).to_dict()
+    base = study_config("vit-gap", 1).to_dict()
+    assert fine["img_size"] == 128 and base["img_size"] == 64
+    assert {k for k in fine if fine[k] != base[k]} == {"img_size", "out_dir"}
+    runs, zoo = study_folders(128)
+    assert fine["out_dir"] == str(runs) and runs.name == "runs-128px" and zoo.name == "study-128px"
+    assert study_folders(64) == (STUDY_RUNS, STUDY_ZOO)
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        study_config("crate", 0, img_size=100)
+    assert main(["train-study", "--only", "crate", "--img-size", "100"]) == 2

@@ -23,7 +23,7 @@ from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
-__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_config", "run_name", "study_checkpoints",
+__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "study_checkpoints",
            "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
@@ -48,12 +48,27 @@ def run_name(model: str, seed: int) -> str:
     return f"{model}-s{seed}"
 
 
-def study_config(model: str, seed: int = 0, **overrides) -> TrainConfig:
-    """The recipe for ``model`` (a key of :data:`STUDY_MODELS`) and ``seed``."""
+RECIPE_IMG_SIZE = 64  # the recipe's resolution: 64 px at patch 8, an 8x8 grid
+
+
+def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
+    """``(run folders, shipped zoo)`` of the study at ``img_size``: :data:`STUDY_RUNS` and
+    :data:`STUDY_ZOO` at the recipe's 64 px, ``...-<img_size>px`` beside them at another resolution
+    (128 px: the 16x16 grid), so that the two studies never mix."""
+    if img_size == RECIPE_IMG_SIZE:
+        return STUDY_RUNS, STUDY_ZOO
+    return (STUDY_RUNS.with_name(f"{STUDY_RUNS.name}-{img_size}px"), STUDY_ZOO.with_name(f"{STUDY_ZOO.name}-{img_size}px"))
+
+
+def study_config(model: str, seed: int = 0, img_size: int = RECIPE_IMG_SIZE, **overrides) -> TrainConfig:
+    """The recipe for ``model`` (a key of :data:`STUDY_MODELS`) and ``seed``, at ``img_size`` (the
+    recipe's 64 px, or e.g. 128 px for a 16x16 grid: its runs go to :func:`study_folders`)."""
     if model not in STUDY_MODELS:
         raise ValueError(f"unknown study model {model!r}; known: {', '.join(STUDY_MODELS)}")
+    if img_size % 8:
+        raise ValueError(f"img_size must be a multiple of the patch size 8, got {img_size}")
     return load_config("study", {**STUDY_MODELS[model], "seed": seed, "name": run_name(model, seed),
-                                 "out_dir": str(STUDY_RUNS), **overrides})
+                                 "img_size": img_size, "out_dir": str(study_folders(img_size)[0]), **overrides})
 
 
 # The stages of a run that the study measures: the end of training, the first epoch at the recipe's
@@ -165,15 +180,18 @@ def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | Non
     return records
 
 
-def train_study(models: Sequence[str] | None = None, seeds: Sequence[int] = (0,), **kwargs) -> list[dict]:
-    """Train (resuming) the study runs of ``models`` (default: all) and ``seeds``, one after the
-    other, and ship each finished run (:func:`export_study`); ``kwargs`` go to
-    :func:`cratelib.train.train`. Returns each run's last history record."""
+def train_study(models: Sequence[str] | None = None, seeds: Sequence[int] = (0,), img_size: int = RECIPE_IMG_SIZE,
+                **kwargs) -> list[dict]:
+    """Train (resuming) the study runs of ``models`` (default: all) and ``seeds`` at ``img_size``,
+    one after the other, and ship each finished run (:func:`export_study`) to the zoo of
+    :func:`study_folders`; ``kwargs`` go to :func:`cratelib.train.train`. Returns each run's last
+    history record."""
+    runs, zoo = study_folders(img_size)
     out = []
     for model in models or list(STUDY_MODELS):
         for seed in seeds:
-            result = train(study_config(model, seed), resume=True, **kwargs)
+            result = train(study_config(model, seed, img_size), resume=True, **kwargs)
             out.append({"run": run_name(model, seed), **(result.history[-1] if result.history else {})})
             if is_main_process():  # under torchrun, rank 0 ships
-                export_study([model], [seed])
+                export_study([model], [seed], out_dir=zoo, runs_dir=runs)
     return out
