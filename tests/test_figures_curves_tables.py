@@ -56,3 +56,12 @@ def test_format_table():
     assert text.splitlines()[0] == "| dataset | ours | paper |"
     assert "| CIFAR10 | 91.2 | 94.1 |" in text and "| Pets | - | 77.0 |" in text
     assert format_table(rows, ["paper", "dataset"]).splitlines()[0] == "| paper | dataset |"
+
+
+def test_mean_spread_says_how_many_seeds_a_number_rests_on():
+    from cratelib.figures.tables import mean_spread
+
+    assert mean_spread({"mean": 0.8551, "spread": 0.0123, "seeds": 3}) == "0.855 ± 0.012 (3 seeds)"
+    assert mean_spread({"mean": 0.8331, "spread": float("nan"), "seeds": 1}) == "0.833 (1 seed)"
+    assert mean_spread({"mean": 18.04, "spread": float("nan"), "seeds": 0}, digits=1) == "18.0"  # a baseline
+    assert mean_spread(None) == "-"

@@ -89,12 +89,13 @@ def test_study_variants_match_the_study_models():
 def test_study_summary_rows_give_mean_spread_and_seeds():
     rows = abl.study_summary_rows(_rows(), {"auc_half": "AUC", "maskcut_ap50": "AP50"}, digits=2)
     assert [r["model"] for r in rows] == ["CRATE", "ViT-CLS", "pixel cue: brightness", "random maps"]
-    assert rows[0]["AUC"] == f"{np.mean([0.7, 0.71]):.2f} ± {np.std([0.7, 0.71], ddof=1):.2f} (2)" and rows[0]["layer"] == "2"
-    assert rows[1]["AUC"] == "0.80 (1)" and rows[1]["AP50"] == "10.00 (1)"
+    assert rows[0]["AUC"] == f"{np.mean([0.7, 0.71]):.2f} ± {np.std([0.7, 0.71], ddof=1):.2f} (2 seeds)"
+    assert rows[0]["layer"] == "2"
+    assert rows[1]["AUC"] == "0.80 (1 seed)" and rows[1]["AP50"] == "10.00 (1 seed)"
     assert rows[2]["AUC"] == "0.55" and rows[2]["AP50"] == "-"
     assert abl.study_summary_rows(_rows(), {"auc_half": "AUC"}, names=["vit-cls"])[0]["model"] == "ViT-CLS"
     mixed = abl.study_summary_rows(_rows(), {"auc_half": "AUC", "maskcut_ap50": "AP50"}, digits={"maskcut_ap50": 1})
-    assert mixed[1]["AP50"] == "10.0 (1)" and mixed[1]["AUC"] == "0.800 (1)"
+    assert mixed[1]["AP50"] == "10.0 (1 seed)" and mixed[1]["AUC"] == "0.800 (1 seed)"
 
 
 def test_study_table2_rows_and_the_not_trained_note():

@@ -41,8 +41,10 @@ import torch
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.eval.reference import TABLE2_ABLATION
+from cratelib.eval.stats import across_seeds
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
+from cratelib.figures.tables import mean_spread
 
 __all__ = [
     "Variant",
@@ -183,14 +185,14 @@ STUDY_VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}
 
 
-def _cell(values: Sequence[float], digits: int) -> str:
-    """``mean ± spread (n)`` over seeds; one seed: the value and ``(1)``; none: ``-``."""
+def _cell(values: Sequence[float], digits: int, seeds: bool = True) -> str:
+    """:func:`~cratelib.figures.tables.mean_spread` of one model's values over its seeds (``seeds``
+    False: a baseline's one value); ``-`` where there is none."""
     values = [float(v) for v in values if v is not None and np.isfinite(v)]
     if not values:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f} (1)"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f} ({len(values)})"
+    mean, spread = across_seeds(values)
+    return mean_spread({"mean": mean, "spread": spread, "seeds": len(values) if seeds else 0}, digits)
 
 
 def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage: str = "final",
@@ -220,7 +222,7 @@ def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage:
         if r["stage"] == "baseline":
             name = "random maps" if r["name"] == "random" else f"pixel cue: {r['name'].replace('_', ' ')}"
             out.append({"model": name, "layer": "-",
-                        **{title: _cell([r.get(key, np.nan)], places[key]).removesuffix(" (1)")
+                        **{title: _cell([r.get(key, np.nan)], places[key], seeds=False)
                            for key, title in measures.items()}})
     return out
 

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["format_table", "verdict_lines"]
+__all__ = ["format_table", "mean_spread", "verdict_lines"]
 
 
 def format_table(rows: list[dict], columns: Sequence[str] | None = None, digits: int = 1) -> str:
@@ -27,6 +27,20 @@ def format_table(rows: list[dict], columns: Sequence[str] | None = None, digits:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c, float("nan"))) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def mean_spread(summary: dict, digits: int = 3) -> str:
+    """One model's measure across seeds as text, from a row of
+    :func:`cratelib.eval.emergence.seed_summary`: ``mean ± spread (n seeds)``, ``mean (1 seed)``,
+    or the bare value of a baseline (``seeds`` 0); ``-`` for ``None`` (nothing shipped)."""
+    if summary is None:
+        return "-"
+    mean = f"{summary['mean']:.{digits}f}"
+    if summary["seeds"] == 0:
+        return mean
+    if summary["seeds"] == 1:
+        return f"{mean} (1 seed)"
+    return f"{mean} ± {summary['spread']:.{digits}f} ({summary['seeds']} seeds)"
 
 
 def verdict_lines(verdicts: Sequence[dict], empty: str = "No pair of the study has a seed shipped for both models "
