@@ -140,10 +140,10 @@ def test_verdict_lines_name_what_is_missing():
             "difference": 0.04, "spread": float("nan"), "seeds": 1}
     one = verdict_lines([{**base, "same_sign": True, "beyond_spread": False, "beat_pixels": True, "real": False}])
     assert one.startswith("* **final**, crate minus vit-cls on auc_half: +0.040 over 1 seed")
-    assert "missing: a difference beyond two spreads)" in one
+    assert "missing: a difference beyond two spreads)" in one and "(no spread from one seed;" in one
     real = verdict_lines([{**base, "seeds": 3, "spread": 0.01, "same_sign": True, "beyond_spread": True,
                            "beat_pixels": True, "real": True}])
-    assert real.endswith("**real**.") and "3 seeds" in real
+    assert real.endswith("**real**.") and "3 seeds (spread 0.010; best pixel cue 0.590)" in real
     none = verdict_lines([{**base, "best_pixel": float("nan"), "same_sign": True, "beyond_spread": True,
                            "beat_pixels": None, "real": False}])
     assert "no pixel cue" in none and "missing: a pixel baseline for this measure" in none

@@ -56,7 +56,8 @@ def verdict_lines(verdicts: Sequence[dict], empty: str = "No pair of the study h
         missing = [name for name, ok in checks if not ok]
         seeds = f"{v['seeds']} seed{'s' * (v['seeds'] > 1)}"
         pixel = f"best pixel cue {v['best_pixel']:.3f}" if np.isfinite(v["best_pixel"]) else "no pixel cue"
+        spread = f"spread {v['spread']:.3f}" if np.isfinite(v["spread"]) else "no spread from one seed"
         lines.append(f"* **{v['stage']}**, {v['a']} minus {v['b']} on {v['measure']}: {v['difference']:+.3f} "
-                     f"over {seeds} (spread {v['spread']:.3f}; {pixel}): "
+                     f"over {seeds} ({spread}; {pixel}): "
                      + ("**real**." if v["real"] else "not established (missing: " + "; ".join(missing) + ")."))
     return "\n".join(lines) or empty
