@@ -41,7 +41,7 @@ import torch
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.eval.reference import TABLE2_ABLATION
-from cratelib.eval.stats import across_seeds
+from cratelib.eval.emergence import seed_summary
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
 from cratelib.figures.tables import mean_spread
@@ -185,21 +185,12 @@ STUDY_VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}
 
 
-def _cell(values: Sequence[float], digits: int, seeds: bool = True) -> str:
-    """:func:`~cratelib.figures.tables.mean_spread` of one model's values over its seeds (``seeds``
-    False: a baseline's one value); ``-`` where there is none."""
-    values = [float(v) for v in values if v is not None and np.isfinite(v)]
-    if not values:
-        return "-"
-    mean, spread = across_seeds(values)
-    return mean_spread({"mean": mean, "spread": spread, "seeds": len(values) if seeds else 0}, digits)
-
-
 def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage: str = "final",
                        names: Sequence[str] | None = None, digits: int | Mapping[str, int] = 3) -> list[dict]:
     """One row per model (then one per baseline) for :func:`cratelib.figures.tables.format_table`:
     each of ``measures`` at the model's primary layer at ``stage``, as ``mean ± standard deviation
-    across seeds (number of seeds)``.
+    across seeds (number of seeds)`` (:func:`cratelib.eval.emergence.seed_summary`,
+    :func:`cratelib.figures.tables.mean_spread`).
 
     Args:
         rows: :attr:`cratelib.eval.emergence.StudyResult.rows`.
@@ -208,6 +199,7 @@ def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage:
         digits: decimals of every measure, or measure -> decimals (3 for the others).
     """
     places = {key: (digits.get(key, 3) if isinstance(digits, Mapping) else digits) for key in measures}
+    summary = {key: {r["name"]: r for r in seed_summary(rows, key, stage)} for key in measures}
     primary = [r for r in rows if r["primary"]]
     models = list(names or dict.fromkeys(r["name"] for r in primary if r["stage"] == stage))
     out = []
@@ -217,12 +209,12 @@ def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage:
             continue
         label = STUDY_VARIANTS[name].label if name in STUDY_VARIANTS else name
         out.append({"model": label, "layer": str(mine[0]["layer"]),
-                    **{title: _cell([r.get(key, np.nan) for r in mine], places[key]) for key, title in measures.items()}})
+                    **{title: mean_spread(summary[key].get(name), places[key]) for key, title in measures.items()}})
     for r in primary:
         if r["stage"] == "baseline":
             name = "random maps" if r["name"] == "random" else f"pixel cue: {r['name'].replace('_', ' ')}"
             out.append({"model": name, "layer": "-",
-                        **{title: _cell([r.get(key, np.nan)], places[key], seeds=False)
+                        **{title: mean_spread(summary[key].get(r["name"]), places[key])
                            for key, title in measures.items()}})
     return out
 
