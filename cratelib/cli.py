@@ -190,13 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64, help="pixels, a multiple of 8 in [32, 224]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--version", type=int, default=3, help="generator version: 4 (no pixel shortcuts) or 3")
+    p.add_argument("--version", type=int, default=4,
+                   help="generator version: 4 (default, no pixel shortcuts) or 3 (the first zoo's, kept for the record)")
     p.add_argument("--min-objects", type=int, help="class objects per image (default: the version's)")
     p.add_argument("--max-objects", type=int, help="up to 5; 3 for the detection experiments")
     p.add_argument("--clutter", type=float, help="version 3: amount of small background clutter")
-    p.add_argument("--fill", choices=["flat", "texture"], help="version 4: surface fills")
+    p.add_argument("--fill", choices=["flat", "texture"], help="version 4: surface fills (default texture)")
     p.add_argument("--texture-correlation", type=float,
-                   help="version 4, --fill texture: probability an object wears its class's texture")
+                   help="version 4: probability an object wears its class's texture (default 1 with texture fills)")
     p.add_argument("--max-rotation", type=float, default=15.0)
     p.add_argument("--patch", type=int, default=8, help="audit: patch size of the grid")
     p.add_argument("--rule", default="any", choices=["any", "half"],

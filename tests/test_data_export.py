@@ -18,7 +18,7 @@ from cratelib.data.export import export_coco, export_voc, voc_palette
 from cratelib.data.segmentation import COCODetection, VOCSegmentation
 from cratelib.data.synthetic import SyntheticConfig, SyntheticData, generate
 
-CONFIG = SyntheticConfig(6, image_size=96, min_objects=1, max_objects=3, seed=11, split="test")
+CONFIG = SyntheticConfig(6, image_size=96, min_objects=1, max_objects=3, seed=11, split="test", version=3)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from cratelib.data.sample import REPO_SAMPLE_DIR
 from cratelib.data.scenes import MIN_CONTRAST, TEXTURES, surface_colours
 from cratelib.train import load_config, train
 
-FLAT = SyntheticConfig(120, version=4, seed=11, split="test")
+FLAT = SyntheticConfig(120, version=4, seed=11, split="test", fill="flat")
 TEXTURED = SyntheticConfig(120, version=4, seed=11, split="test", fill="texture",
                            texture_correlation=1.0)
 
@@ -35,7 +35,7 @@ def textured():
 
 
 def test_version3_serialises_as_before_so_caches_and_samples_stay_valid():
-    config = SyntheticConfig(8, image_size=64, seed=2023, split="test")
+    config = SyntheticConfig(8, image_size=64, seed=2023, split="test", version=3)
     fields = json.loads(config.to_json())
     assert set(fields) == {"clutter", "image_size", "main_area", "max_objects", "max_rotation",
                            "min_objects", "num_classes", "num_images", "other_area", "seed",
@@ -45,22 +45,34 @@ def test_version3_serialises_as_before_so_caches_and_samples_stay_valid():
     assert config.cache_key() == expected
     # The shipped version-3 samples are still recognised as current (no regeneration).
     assert sample_dir("shapes64") == REPO_SAMPLE_DIR / "shapes64"
+    # A record written before the version field existed reads back as version 3.
+    assert SyntheticConfig.from_json(config.to_json()) == config
+
+
+def test_the_default_data_is_the_studys_and_passes_the_cue_audit():
+    c = SyntheticConfig(120, seed=11, split="test")
+    assert (c.version, c.fill, c.texture_correlation) == (4, "texture", 1.0)
+    assert c == SyntheticConfig(**{**load_config("study").data_args, "num_images": 120}, seed=11, split="test")
+    assert SyntheticConfig(4, fill="flat").texture_correlation == 0.0
+    result = audit(generate(c), patch=8)
+    for cue in ("brightness", "saturation", "colour_distance"):
+        assert result[cue]["mean"] <= 0.65, (cue, result[cue]["mean"])
 
 
 def test_version4_defaults_and_json_round_trip():
-    c = SyntheticConfig(10, version=4)
+    c = SyntheticConfig(10, version=4, fill="flat")
     assert (c.main_area, c.other_area, c.min_objects, c.max_objects) == ((0.08, 0.30), (0.03, 0.06), 1, 3)
     fields = json.loads(c.to_json())
     assert "clutter" not in fields and fields["version"] == 4
     assert SyntheticConfig.from_json(c.to_json()) == c
-    assert c.cache_key() != SyntheticConfig(10).cache_key()
+    assert c.cache_key() != SyntheticConfig(10, version=3).cache_key()
 
 
 @pytest.mark.parametrize("bad, match", [
     (dict(version=5), "version must be one of"),
-    (dict(fill="texture"), "fill applies to generator version 4"),
+    (dict(version=3, fill="texture"), "fill applies to generator version 4"),
     (dict(version=4, clutter=2.0), "clutter applies to generator version 3"),
-    (dict(version=4, texture_correlation=0.5), "needs fill='texture'"),
+    (dict(version=4, fill="flat", texture_correlation=0.5), "needs fill='texture'"),
     (dict(version=4, fill="stripes"), "fill must be"),
     (dict(version=4, distractors=(2, 1)), "distractors"),
     (dict(version=4, background_regions=(0, 2)), "background_regions"),
@@ -71,7 +83,7 @@ def test_bad_version4_configs_say_what_was_expected(bad, match):
 
 
 def test_version4_is_deterministic_with_exact_ground_truth(flat):
-    small = SyntheticConfig(6, version=4, seed=11, split="test")
+    small = SyntheticConfig(6, version=4, seed=11, split="test", fill="flat")
     np.testing.assert_array_equal(generate(small).images, generate(small).images)
     for i in range(len(flat)):
         inst, dis, image = flat.instance_map[i], flat.distractor_map[i], flat.images[i]
@@ -129,7 +141,7 @@ def test_cues_and_object_patches_on_a_hand_made_image():
 
 
 def test_cue_audit_flags_version3_and_passes_version4(flat, textured):
-    v3 = audit(generate(SyntheticConfig(120, seed=11, split="test")), patch=8)
+    v3 = audit(generate(SyntheticConfig(120, seed=11, split="test", version=3)), patch=8)
     assert v3["brightness"]["mean"] > 0.8 and v3["colour_distance"]["mean"] > 0.8
     for data in (flat, textured):
         result = audit(data, patch=8)
@@ -184,8 +196,9 @@ def test_fresh_data_training_resumes_exactly(tmp_path):
 
 
 def test_cli_data_audit(capsys):
-    assert main(["data", "audit", "--num-images", "40", "--version", "4", "--patch", "8"]) == 0
+    assert main(["data", "audit", "--num-images", "40", "--patch", "8"]) == 0
     out = capsys.readouterr().out
+    assert "generator version 4, texture fill (texture correlation 1)" in out  # the default data
     for cue in ("brightness", "saturation", "colour_distance", "edge_energy", "random"):
         assert cue in out
     assert "40 images" in out

@@ -18,8 +18,8 @@ from cratelib.data.synthetic import (CLASS_NAMES, SyntheticConfig, SyntheticData
                                      load_or_generate)
 from cratelib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-SINGLE = SyntheticConfig(60, image_size=64, seed=3)
-MULTI = SyntheticConfig(12, image_size=128, min_objects=2, max_objects=3, seed=4, split="val")
+SINGLE = SyntheticConfig(60, image_size=64, seed=3, version=3)
+MULTI = SyntheticConfig(12, image_size=128, min_objects=2, max_objects=3, seed=4, split="val", version=3)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_background_is_busy_but_not_blank(single: SyntheticData) -> None:
 
 
 def test_classes_are_balanced() -> None:
-    data = generate(SyntheticConfig(53, num_classes=5, seed=1))
+    data = generate(SyntheticConfig(53, num_classes=5, seed=1, version=3))
     counts = np.bincount(data.labels, minlength=5)
     assert counts.max() - counts.min() <= 1 and counts.sum() == 53
 
@@ -130,7 +130,7 @@ def test_patch_level_mask_beats_uniform_map(single: SyntheticData) -> None:
 def test_max_rotation_limits_the_rotation() -> None:
     """Squares (class 1) fill their tight box when upright, and not when turned."""
     def square_fill(max_rotation: float) -> np.ndarray:
-        data = generate(SyntheticConfig(40, num_classes=2, seed=6, max_rotation=max_rotation))
+        data = generate(SyntheticConfig(40, num_classes=2, seed=6, max_rotation=max_rotation, version=3))
         return np.array([o[0]["area"] / (o[0]["box"][2] * o[0]["box"][3])
                          for o, y in zip(data.instances, data.labels) if y == 1])
 

@@ -16,9 +16,9 @@ def test_transfer_config_keeps_table3_recipe_and_sets_the_task(tmp_path):
     assert c.init_from == "x.pt" and c.data == "synthetic" and c.epochs == 2
     assert c.data_args == {"num_images": 32, **transfer.DOWNSTREAM_TASK}
     assert c.amp == "none" and c.name == "finetune" and c.val_split is None
-    scratch = transfer.transfer_config(None, 32, 2, str(tmp_path), task={"clutter": 0.5}, lr=1e-3)
+    scratch = transfer.transfer_config(None, 32, 2, str(tmp_path), task={"version": 3, "clutter": 0.5}, lr=1e-3)
     assert scratch.init_from is None and scratch.lr == 1e-3 and scratch.name == "scratch"
-    assert scratch.data_args == {"num_images": 32, "clutter": 0.5}
+    assert scratch.data_args == {"num_images": 32, "version": 3, "clutter": 0.5}
     real = transfer.transfer_config("official:w.pth", 0, 1, str(tmp_path), data="cifar10", img_size=224)
     assert real.data_args == {} and real.img_size == 224
 
@@ -33,7 +33,7 @@ def tiny(tmp_path):
     torch.manual_seed(0)
     model = create_model("crate_nano_patch8", img_size=32, num_classes=4, dim=32, depth=1, num_heads=2)
     path = save_checkpoint(tmp_path / "m.pt", model)
-    task = {"clutter": 0.0}
+    task = {"version": 3, "clutter": 0.0}
     return model, path, task
 
 

@@ -39,9 +39,9 @@ from .synthetic import (SyntheticConfig, SyntheticData, default_cache_dir,
 __all__ = ["SAMPLE_CONFIGS", "REPO_SAMPLE_DIR", "sample_dir", "load_sample", "write_sample"]
 
 SAMPLE_CONFIGS: dict[str, SyntheticConfig] = {
-    "shapes64": SyntheticConfig(8, image_size=64, seed=2023, split="test"),
+    "shapes64": SyntheticConfig(8, image_size=64, seed=2023, split="test", version=3),
     "shapes224": SyntheticConfig(8, image_size=224, min_objects=1, max_objects=3, seed=2023,
-                                 split="test"),
+                                 split="test", version=3),
 }
 REPO_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 

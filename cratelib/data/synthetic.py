@@ -11,13 +11,17 @@ would be dropped). Position, scale and rotation (up to ``max_rotation`` and each
 see :mod:`cratelib.data.shapes`) are random. Two generator versions, chosen by
 ``SyntheticConfig.version``:
 
-* **4** (:mod:`cratelib.data.scenes`): every surface - 2-3 background regions, 1-2 distractor
-  blobs of object size, the objects - has a colour from one exchangeable draw, flat or textured,
-  so no pixel statistic marks the object (:mod:`cratelib.data.audit` measures it). Main objects
-  cover 8-30 % of the image, and 0-2 secondary class objects are drawn by default.
-* **3** (:mod:`cratelib.data.textures`, kept for the record): light, saturated objects covering
-  20-45 % of the image on a dimmed, greyish background with small clutter. Patch brightness alone
-  finds the object there (per-image AUC about 0.95 on the 8x8 grid).
+* **4** (:mod:`cratelib.data.scenes`, the default): every surface - 2-3 background regions, 1-2
+  distractor blobs of object size, the objects - has a colour from one exchangeable draw, flat or
+  textured, so no pixel statistic marks the object (:func:`cratelib.eval.cues.audit` measures it).
+  Main objects cover 8-30 % of the image, and 0-2 secondary class objects are drawn by default.
+  The default fill is the emergence study's: class-correlated textures (``fill="texture"``,
+  ``texture_correlation=1.0``); ``fill="flat"`` gives the shape-only variant.
+* **3** (:mod:`cratelib.data.textures`, kept for the record and for the first zoo, which was
+  trained on it): light, saturated objects covering 20-45 % of the image on a dimmed, greyish
+  background with small clutter. Patch brightness alone finds the object there (per-image AUC
+  about 0.95 on the 8x8 grid). Ask for it with ``version=3``; a serialised config without a
+  ``version`` field (:meth:`SyntheticConfig.from_json`) is version 3, which predates the field.
 
 Randomness: image ``i`` of a split is drawn from ``np.random.default_rng([seed, split_id, 1, i])``
 and the (exactly balanced, shuffled) labels from ``[seed, split_id, 0]``, so the splits
@@ -61,8 +65,13 @@ SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 # The seed of every held-out evaluation set (the zoo's records, the emergence study's probe images);
 # no training config uses it.
 HELD_OUT_SEED = 10_007
-# Defaults that depend on the version: (main_area, other_area, min_objects, max_objects).
-_VERSION_DEFAULTS = {3: ((0.20, 0.45), (0.04, 0.12), 1, 1), 4: ((0.08, 0.30), (0.03, 0.06), 1, 3)}
+# Defaults that depend on the version, for the fields left at None.
+_VERSION_DEFAULTS = {
+    3: {"main_area": (0.20, 0.45), "other_area": (0.04, 0.12), "min_objects": 1, "max_objects": 1,
+        "clutter": 1.0},
+    4: {"main_area": (0.08, 0.30), "other_area": (0.03, 0.06), "min_objects": 1, "max_objects": 3,
+        "fill": "texture"},
+}
 # Fields that exist only in one version (they are left out of the other version's JSON).
 _ONLY = {3: ("clutter",), 4: ("version", "fill", "texture_correlation", "distractors",
                               "background_regions")}
@@ -72,7 +81,9 @@ _ONLY = {3: ("clutter",), 4: ("version", "fill", "texture_correlation", "distrac
 class SyntheticConfig:
     """What to generate.
 
-    Fields left at ``None`` take their version's default (:data:`_VERSION_DEFAULTS`).
+    Fields left at ``None`` take their version's default (:data:`_VERSION_DEFAULTS`); a field of
+    the other version must be left at its default (``None`` or, for the version-4 ranges, the
+    shown tuple) and stays so.
 
     Attributes:
         num_images: number of images ``n``.
@@ -87,17 +98,19 @@ class SyntheticConfig:
             the image size and reach about 0.25-0.40 at most.
         other_area: range of the secondary objects' areas; its maximum must be below
             ``main_area[0]`` so that the main object is always the largest.
-        clutter: version 3: scales the number of small background distractors (0 = none).
+        clutter: version 3: scales the number of small background distractors (0 = none;
+            default 1).
         max_rotation: rotations are uniform in ``[-r, r]`` degrees with ``r`` the smaller of
             this and the class's own limit (:attr:`Shape.max_rotation`: its symmetry, or where
             it would start to look like another class). The default of 15 degrees keeps
             orientation a mild nuisance; full rotations (``180``) make the task much slower to
             learn for small transformers, which lack a CNN's built-in local edge detectors.
-        version: generator version, 3 or 4 (see the module docstring).
-        fill: version 4: ``"flat"`` (shape only) or ``"texture"`` (two-tone textures on every
-            surface, see :mod:`cratelib.data.scenes`).
-        texture_correlation: version 4 with ``fill="texture"``: probability that a class
-            object wears its class's texture (else a random one); 0 makes textures uninformative.
+        version: generator version, 4 (default) or 3 (see the module docstring).
+        fill: version 4: ``"texture"`` (default: two-tone textures on every surface, see
+            :mod:`cratelib.data.scenes`) or ``"flat"`` (shape only).
+        texture_correlation: version 4: probability that a class object wears its class's
+            texture (else a random one); 0 makes textures uninformative. Default 1.0 with
+            ``fill="texture"``, and it must be 0 with ``fill="flat"``.
         distractors: version 4: range of the number of distractor blobs (area as objects).
         background_regions: version 4: range of the number of background regions.
     """
@@ -111,11 +124,11 @@ class SyntheticConfig:
     split: str = "train"
     main_area: tuple[float, float] | None = None
     other_area: tuple[float, float] | None = None
-    clutter: float = 1.0
+    clutter: float | None = None
     max_rotation: float = 15.0
-    version: int = 3
-    fill: str = "flat"
-    texture_correlation: float = 0.0
+    version: int = 4
+    fill: str | None = None
+    texture_correlation: float | None = None
     distractors: tuple[int, int] = (1, 2)
     background_regions: tuple[int, int] = (2, 3)
 
@@ -123,13 +136,6 @@ class SyntheticConfig:
         if self.version not in GENERATOR_VERSIONS:
             raise ValueError(f"SyntheticConfig: version must be one of {GENERATOR_VERSIONS}, "
                              f"got {self.version!r}")
-        defaults = dict(zip(("main_area", "other_area", "min_objects", "max_objects"),
-                            _VERSION_DEFAULTS[self.version]))
-        for name, value in defaults.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-            elif isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("distractors", "background_regions"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         other = 3 if self.version == 4 else 4
@@ -139,6 +145,14 @@ class SyntheticConfig:
                 raise ValueError(f"SyntheticConfig: {name} applies to generator version {other} "
                                  f"only; got {name}={getattr(self, name)!r} with version "
                                  f"{self.version}")
+        defaults = dict(_VERSION_DEFAULTS[self.version])
+        if self.version == 4:
+            defaults["texture_correlation"] = 1.0 if (self.fill or defaults["fill"]) == "texture" else 0.0
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+            elif isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = [
             (self.num_images >= 1, "num_images must be >= 1"),
             (32 <= self.image_size <= 224 and self.image_size % 8 == 0,
@@ -151,8 +165,9 @@ class SyntheticConfig:
             (0 < self.main_area[0] <= self.main_area[1] < 1, "need 0 < main_area[0] <= [1] < 1"),
             (0 < self.other_area[0] <= self.other_area[1] < self.main_area[0],
              "need 0 < other_area[0] <= other_area[1] < main_area[0]"),
-            (self.clutter >= 0, "clutter must be >= 0"),
             (0 <= self.max_rotation <= 180, "max_rotation must be in [0, 180] degrees"),
+        ]
+        checks += [(self.clutter >= 0, "clutter must be >= 0")] if self.version == 3 else [
             (self.fill in ("flat", "texture"), "fill must be 'flat' or 'texture'"),
             (0 <= self.texture_correlation <= 1, "texture_correlation must be in [0, 1]"),
             (self.texture_correlation == 0 or self.fill == "texture",
@@ -178,8 +193,8 @@ class SyntheticConfig:
 
     @classmethod
     def from_json(cls, text: str) -> SyntheticConfig:
-        """Inverse of :meth:`to_json`."""
-        return cls(**json.loads(text))
+        """Inverse of :meth:`to_json`; JSON without a ``version`` field is version 3."""
+        return cls(**{"version": 3, **json.loads(text)})
 
     def cache_key(self) -> str:
         """16 hex digits of SHA-256 over the version and the fields."""

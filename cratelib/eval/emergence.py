@@ -34,7 +34,7 @@ standard deviations across seeds, and both models beat the best pixel baseline.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -360,7 +360,7 @@ def measurement_path(m: StudyModel, sets: ProbeSets, pca: bool, maskcut: bool, n
     """Where the measurement of ``m`` is cached: keyed by the weights, both probe sets' data configs,
     the options and :data:`PROTOCOL_VERSION`."""
     key = cache_key(protocol=PROTOCOL_VERSION, weights=state_dict_sha256(m.model), name=m.name,
-                    select=asdict(sets.select.config), measure=asdict(sets.measure.config),
+                    select=sets.select.config.cache_key(), measure=sets.measure.config.cache_key(),
                     pca=pca, maskcut=maskcut, num_maps=num_maps)
     return Path(cache_dir) / f"{m.name}-s{m.seed}-{m.stage}-{key}.pt"
 

@@ -99,7 +99,8 @@ def embedded_root(num_images: int, cache_dir: str | Path | None = None) -> Path:
     """
     if num_images <= SAMPLE_CONFIGS[EMBEDDED_SAMPLE].num_images:
         return sample_dir(EMBEDDED_SAMPLE)
-    config = SyntheticConfig(num_images, image_size=224, min_objects=1, max_objects=3, split="val")
+    config = SyntheticConfig(num_images, image_size=224, min_objects=1, max_objects=3, split="val",
+                             version=3)
     root = Path(cache_dir or cache_home("eval", "data")) / f"embedded-{config.cache_key()}"
     if not (root / "COMPLETE").exists():
         data = load_or_generate(config)

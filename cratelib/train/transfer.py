@@ -20,7 +20,7 @@ __all__ = ["DOWNSTREAM_TASK", "transfer_config", "cli_command"]
 
 # The downstream task of chapter 13: the ten shapes under any rotation and with twice the clutter.
 # Pre-training (the zoo presets) saw rotations of at most 15 degrees and clutter 1.
-DOWNSTREAM_TASK: dict = {"max_rotation": 180.0, "clutter": 2.0}
+DOWNSTREAM_TASK: dict = {"version": 3, "max_rotation": 180.0, "clutter": 2.0}
 
 
 def transfer_config(init_from: str | None, num_images: int, epochs: int, out_dir: str,
