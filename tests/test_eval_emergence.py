@@ -131,6 +131,8 @@ def test_verdicts_and_seed_summaries_on_any_measure(sets):
     assert {r["name"] for r in summary if r["seeds"] == 0} == {"brightness", "saturation", "colour_distance",
                                                                 "edge_energy", "random"}
     assert [r["name"] for r in em.seed_summary(rows, "pca_auc")] == []  # planted maps have no PCA
+    assert list(em.summary_by_name(rows, "auc_half", trained_only=True)) == ["crate", "vit-cls"]
+    assert em.summary_by_name(rows, "auc_half")["random"]["mean"] == summary[-1]["mean"]  # baselines kept
 
 
 def test_verdict_lines_name_what_is_missing():

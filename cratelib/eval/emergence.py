@@ -63,7 +63,7 @@ __all__ = ["RULES", "PRIMARY_LAYER", "ProbeSets", "probe_sets", "RunScores", "sc
            "pca_aucs", "baseline_scores", "verdict", "primary_layer", "maskcut_ap50", "summary_row", "flat_shares",
            "PAIRS", "PRIMARY_MEASURE", "PROTOCOL_VERSION", "StudyModel", "StudyResult", "CheckpointMeasure",
            "measure_checkpoint", "measurement_path", "run_study", "per_image", "study_verdicts", "seed_summary",
-           "measure_study"]
+           "summary_by_name", "measure_study"]
 
 # The pre-named primary pair: CRATE's penultimate layer (the paper's, Fig. 14), the ViT's last.
 PRIMARY_LAYER: dict[str, int] = {"crate": -2, "vit": -1}
@@ -466,6 +466,12 @@ def seed_summary(rows: Sequence[dict], measure: str = PRIMARY_MEASURE, stage: st
             v = float(r[measure])
             out.append({"name": r["name"], "seeds": 0, "mean": v, "spread": float("nan"), "min": v, "max": v})
     return out
+
+
+def summary_by_name(rows: Sequence[dict], measure: str = PRIMARY_MEASURE, stage: str = "final",
+                    trained_only: bool = False) -> dict[str, dict]:
+    """:func:`seed_summary` keyed by ``name``; ``trained_only`` leaves the baselines out."""
+    return {r["name"]: r for r in seed_summary(rows, measure, stage) if r["seeds"] > 0 or not trained_only}
 
 
 def measure_study(checkpoints: Sequence[Mapping], num_images: int = 256, pca: bool = True,

@@ -41,7 +41,7 @@ import torch
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.eval.reference import TABLE2_ABLATION
-from cratelib.eval.emergence import seed_summary
+from cratelib.eval.emergence import summary_by_name
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
 from cratelib.figures.tables import mean_spread
@@ -199,7 +199,7 @@ def study_summary_rows(rows: Sequence[dict], measures: Mapping[str, str], stage:
         digits: decimals of every measure, or measure -> decimals (3 for the others).
     """
     places = {key: (digits.get(key, 3) if isinstance(digits, Mapping) else digits) for key in measures}
-    summary = {key: {r["name"]: r for r in seed_summary(rows, key, stage)} for key in measures}
+    summary = {key: summary_by_name(rows, key, stage) for key in measures}
     primary = [r for r in rows if r["primary"]]
     models = list(names or dict.fromkeys(r["name"] for r in primary if r["stage"] == stage))
     out = []

@@ -24,6 +24,7 @@ from cratelib.eval.maskcut_eval import METRIC_COLUMNS
 from cratelib.eval.metrics import iou
 from cratelib.eval.ncut import dense_affinity, second_eigenvector
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
+from cratelib.figures.curves import seed_curves
 from cratelib.figures.style import COLORS, contour, no_ticks, overlay_masks, styled
 
 __all__ = ["plot_graph", "plot_cuts", "plot_crf", "plot_detections", "plot_maskcut_detail", "table1_rows",
@@ -233,14 +234,13 @@ def plot_seed_values(rows: Sequence[dict], measure: str = "maskcut_ap50",
         references: ``{label: value}`` horizontal lines (e.g. MaskCut on raw pixels).
         ylabel, title: the axis label and the title.
     """
-    keep = [r for r in rows if r.get("primary") and r["stage"] in stages and np.isfinite(r.get(measure, np.nan))]
-    models = list(dict.fromkeys(r["name"] for r in keep))
-    fig, ax = plt.subplots(figsize=(1.4 * max(len(models), 1) + 2.6, 3.2))
+    curves = seed_curves(rows, measure, x="stage", stages=stages, primary_only=True)
+    fig, ax = plt.subplots(figsize=(1.4 * max(len(curves), 1) + 2.6, 3.2))
     width = 0.8 / len(stages)
     for s, stage in enumerate(stages):
         color = COLORS[s % len(COLORS)]
-        for m, name in enumerate(models):
-            values = [float(r[measure]) for r in keep if r["name"] == name and r["stage"] == stage]
+        for m, (name, seeds) in enumerate(curves.items()):
+            values = [by_stage[stage] for by_stage in seeds.values() if stage in by_stage]
             if not values:
                 continue
             x = m - 0.4 + width * (s + 0.5)
@@ -252,7 +252,7 @@ def plot_seed_values(rows: Sequence[dict], measure: str = "maskcut_ap50",
     unique = dict(zip(labels, handles))
     order = [label for label in (*stages, *(references or {})) if label in unique]
     ax.legend([unique[label] for label in order], order, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-    ax.set_xticks(range(len(models)), models)
+    ax.set_xticks(range(len(curves)), list(curves))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     if title:
