@@ -4,9 +4,12 @@ Presets (``cratelib/configs/<name>.yaml``):
 
 * ``paper``    - the paper's recipe (App. C.1): ImageNet-21k, 224 px, Lion, lr 9.6e-5, wd 0.05,
   batch 4096 (by gradient accumulation where memory is short), 90 epochs, warm-up + cosine;
-* ``colab``    - CRATE-T on the embedded data at 96 px on one Colab T4 in about an hour;
-* ``cpu-demo`` - a small CRATE on the embedded data, a few minutes on two CPU cores;
-* ``zoo-*``    - the recipes of the checkpoints shipped in ``data/checkpoints``;
+* ``colab``    - CRATE-T on the embedded data (generator version 3) at 96 px on one Colab T4 in
+  about an hour;
+* ``cpu-demo`` - a small CRATE on the embedded data (version 3), a few minutes on two CPU cores;
+* ``zoo-*``    - the recipes of the checkpoints shipped in ``data/checkpoints`` (version 3);
+* ``study``    - the emergence study's one recipe (version 4, the default data; see
+  :mod:`cratelib.train.study`);
 * ``finetune`` - Table 3's fine-tuning recipe (AdamW, lr 5e-5, wd 0.01, batch 256).
 
 Batch sizes are global: ``batch_size`` images go through one forward pass summed over all the
