@@ -108,3 +108,16 @@ def test_study_table2_rows_and_the_not_trained_note():
     assert "`python -m cratelib train-study --only crate-mlp --seed 0`" in note
     assert "stopped after epoch 7 of 50" in note and "CRATE-sth" in note
     assert "Every model" in abl.not_trained_note({}, 50)
+
+
+def test_accuracy_bar_note_names_the_runs_below_the_bar():
+    def record(acc, curve):
+        return {"held_out": {"acc": acc}, "history": [{"epoch": e + 1, "val_acc": v} for e, v in enumerate(curve)]}
+    crate = [0.5, 0.7, 0.82, 0.85] + [0.86] * 10
+    slow = [0.5, 0.6, 0.7, 0.75] + [0.79] * 5 + [0.8, 0.805, 0.81, 0.815, 0.82]
+    note = abl.accuracy_bar_note({"crate-s0": record(0.88, crate), "crate-s1": record(0.87, crate[1:] + [0.87]),
+                                  "crate-sth-s0": record(0.818, slow)})
+    assert "CRATE-sth seed 0 reaches 81.8 % held-out" in note and "first reached 80% at epoch 10" in note
+    assert "(CRATE: epoch 2-3)" in note and "+7.0 points over its last ten epochs" in note
+    assert "CRATE seed" not in note  # the runs above the bar are not listed
+    assert abl.accuracy_bar_note({"crate-s0": record(0.88, crate)}) == "Every shipped run reaches the study's 85% held-out accuracy."
