@@ -7,7 +7,8 @@ import pytest
 
 from cratelib.cli import main
 from cratelib.train import train
-from cratelib.train.study import STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, study_checkpoints, study_config
+from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, run_progress,
+                                  study_checkpoints, study_config)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -49,6 +50,13 @@ def test_study_checkpoints_lists_finished_runs_in_the_models_order(runs):
     assert "vit-gap" in {c["name"] for c in study_checkpoints(runs / "runs", finished_only=False)}
     with pytest.raises(FileNotFoundError, match="no finished study runs"):
         study_checkpoints(runs / "nothing")
+
+
+def test_run_progress_reads_how_far_a_run_got(runs):
+    partial = run_progress(runs / "runs" / "vit-gap-s0")  # stopped after epoch 1 of 2
+    assert partial["epoch"] == 1 and 0 <= partial["val_acc"] <= 1 and partial["time_s"] > 0
+    assert run_progress(runs / "runs" / "crate-s0")["epoch"] == 1
+    assert run_progress(runs / "runs" / "no-such-run") is None and run_progress(None) is None
 
 
 def test_shipped_runs_read_like_run_folders(runs):

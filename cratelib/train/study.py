@@ -24,7 +24,7 @@ from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
 __all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "study_checkpoints",
-           "train_study", "export_study"]
+           "run_progress", "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
 STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
@@ -46,6 +46,17 @@ PRIMARY = ("crate", "vit-cls", "vit-gap")  # >= 3 seeds each; the ablations 1+
 
 def run_name(model: str, seed: int) -> str:
     return f"{model}-s{seed}"
+
+
+def run_progress(folder: str | Path | None) -> dict | None:
+    """How far the run in ``folder`` got: its last validated epoch's ``epoch``, ``val_acc`` and
+    ``time_s`` (training seconds so far, across resumes), read from its ``metrics.jsonl``; ``None``
+    when there is no folder or no validated epoch yet."""
+    metrics = Path(folder) / "metrics.jsonl" if folder is not None else None
+    if metrics is None or not metrics.is_file():
+        return None
+    done = [json.loads(line) for line in metrics.read_text().splitlines() if '"val_acc"' in line]
+    return {k: done[-1][k] for k in ("epoch", "val_acc", "time_s")} if done else None
 
 
 RECIPE_IMG_SIZE = 64  # the recipe's resolution: 64 px at patch 8, an 8x8 grid
