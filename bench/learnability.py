@@ -4,8 +4,9 @@ A variant that a 4-layer CNN cannot learn to ~90 % in about 10 CPU minutes is no
 transformer training (issue 12). Prints the cue audit of the variant's test images beside the
 CNN's held-out accuracy, one JSON line per run (append them to a file to build the frontier).
 
-    python bench/learnability.py --set version=4 --minutes 10
-    python bench/learnability.py --set version=4 --set fill=texture --set texture_correlation=0.8
+    python bench/learnability.py --set fill=flat --minutes 10                  # version 4, shape only
+    python bench/learnability.py --set texture_correlation=0.8                 # textures, rho = 0.8
+    python bench/learnability.py --set version=3                               # the first generator
 
 ``--record data/study/frontier.jsonl`` also appends the JSON line to that file (the frontier of
 cue AUC against learnability that the book reads).
@@ -55,7 +56,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="SyntheticConfig field, e.g. --set version=4 (repeatable)")
+                        help="SyntheticConfig field, e.g. --set fill=flat (repeatable; default: the default data)")
     parser.add_argument("--train-images", type=int, default=10_000)
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="budget in CPU minutes of this process (one thread), not wall time")
