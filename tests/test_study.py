@@ -7,8 +7,8 @@ import pytest
 
 from cratelib.cli import main
 from cratelib.train import train
-from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, run_progress,
-                                  study_checkpoints, study_config)
+from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
+                                  run_progress, study_checkpoints, study_config)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -57,6 +57,18 @@ def test_run_progress_reads_how_far_a_run_got(runs):
     assert partial["epoch"] == 1 and 0 <= partial["val_acc"] <= 1 and partial["time_s"] > 0
     assert run_progress(runs / "runs" / "crate-s0")["epoch"] == 1
     assert run_progress(runs / "runs" / "no-such-run") is None and run_progress(None) is None
+
+
+def test_latest_checkpoints_prefer_shipped_runs_then_runs_in_training(runs, tmp_path):
+    zoo = tmp_path / "zoo"
+    export_study(["crate"], [0], zoo, runs / "runs")
+    latest = latest_checkpoints(runs / "runs", zoo)
+    assert list(latest) == ["crate", "vit-cls", "vit-gap"]
+    assert latest["crate"]["path"] == zoo / "crate-s0.pt"  # shipped
+    assert latest["vit-cls"]["path"].parent == runs / "runs" / "vit-cls-s0"  # finished, not shipped here
+    assert (latest["vit-gap"]["epoch"], latest["vit-gap"]["epochs"]) == (1, 2)  # still training
+    assert latest_checkpoints(runs / "runs", zoo, seed=1) == {}
+    assert latest_checkpoints(tmp_path / "none", tmp_path / "none") == {}
 
 
 def test_shipped_runs_read_like_run_folders(runs):

@@ -24,7 +24,7 @@ from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
 __all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "study_checkpoints",
-           "run_progress", "train_study", "export_study"]
+           "run_progress", "latest_checkpoints", "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
 STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
@@ -164,6 +164,25 @@ def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = S
                                 "<model>-s<seed>/last.pt or shipped <model>-s<seed>.pt + .json); train them with "
                                 "`python -m cratelib train-study`")
     return found
+
+
+def latest_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> dict[str, dict]:
+    """Each study model's most advanced checkpoint of ``seed``: its shipped final model in ``zoo``
+    when the run is finished, else the latest state (``last.pt``) of its run folder in ``runs``,
+    whose ``epoch`` is below its ``epochs`` while it trains. Keyed by model, in the models' order;
+    models with neither are left out (dicts as :func:`study_checkpoints`)."""
+    found = []
+    for folder, finished in ((Path(zoo), True), (Path(runs), False)):
+        if folder.is_dir():
+            try:
+                found += study_checkpoints(folder, ["final"], finished_only=finished)
+            except FileNotFoundError:
+                continue
+    latest: dict[str, dict] = {}
+    for c in found:
+        if c["seed"] == seed:
+            latest.setdefault(c["name"], c)
+    return {n: latest[n] for n in STUDY_MODELS if n in latest}
 
 
 def _in_repository(path: Path) -> str:
