@@ -8,7 +8,7 @@ import pytest
 from cratelib.cli import main
 from cratelib.train import train
 from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
-                                  run_progress, study_checkpoints, study_config)
+                                  run_name, run_progress, split_run_name, study_checkpoints, study_config)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -50,6 +50,12 @@ def test_study_checkpoints_lists_finished_runs_in_the_models_order(runs):
     assert "vit-gap" in {c["name"] for c in study_checkpoints(runs / "runs", finished_only=False)}
     with pytest.raises(FileNotFoundError, match="no finished study runs"):
         study_checkpoints(runs / "nothing")
+
+
+def test_run_names_split_back_into_model_and_seed():
+    for name in STUDY_MODELS:
+        assert split_run_name(run_name(name, 12)) == (name, 12)
+    assert split_run_name("resnet-s0") is None and split_run_name("crate-sx") is None
 
 
 def test_run_progress_reads_how_far_a_run_got(runs):

@@ -45,6 +45,7 @@ from cratelib.eval.emergence import summary_by_name
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
 from cratelib.figures.tables import mean_spread
+from cratelib.train.study import split_run_name
 
 __all__ = [
     "Variant",
@@ -281,13 +282,13 @@ def accuracy_bar_note(records: Mapping[str, Mapping], bar: float = 0.85, level: 
     below = {n: r for n, r in records.items() if r["held_out"]["acc"] < bar}
     if not below:
         return f"Every shipped run reaches the study's {bar:.0%} held-out accuracy."
-    ref = sorted(e for n, r in records.items() if n.rsplit("-s", 1)[0] == reference
+    ref = sorted(e for n, r in records.items() if split_run_name(n)[0] == reference
                  and (e := _first_epoch_at(r["history"], level)) is not None)
     ref_text = (f"{STUDY_VARIANTS[reference].label}: epoch {ref[0]}" + (f"-{ref[-1]}" if ref[-1] != ref[0] else "")
                 if ref else f"{STUDY_VARIANTS[reference].label}: never")
     parts = []
     for name, r in below.items():
-        model, seed = name.rsplit("-s", 1)
+        model, seed = split_run_name(name)
         first = _first_epoch_at(r["history"], level)
         accs = [h["val_acc"] for h in r["history"] if "val_acc" in h]
         gain = 100 * (accs[-1] - accs[-11]) if len(accs) > 10 else float("nan")

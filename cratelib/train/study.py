@@ -23,7 +23,7 @@ from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
-__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "study_checkpoints",
+__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "split_run_name", "study_checkpoints",
            "run_progress", "latest_checkpoints", "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
@@ -46,6 +46,13 @@ PRIMARY = ("crate", "vit-cls", "vit-gap")  # >= 3 seeds each; the ablations 1+
 
 def run_name(model: str, seed: int) -> str:
     return f"{model}-s{seed}"
+
+
+def split_run_name(run: str) -> tuple[str, int] | None:
+    """Inverse of :func:`run_name`: ``(model, seed)``, or ``None`` for a name that is not a study
+    model's run."""
+    name, _, seed = run.rpartition("-s")
+    return (name, int(seed)) if name in STUDY_MODELS and seed.isdigit() else None
 
 
 def run_progress(folder: str | Path | None) -> dict | None:
@@ -112,15 +119,15 @@ def _runs(folder: Path) -> list[tuple[str, int, dict, int, Path | None]]:
     found = []
     for path in [*folder.glob(f"*-s*/{run_file()}"), *folder.glob("*-s*.json")]:
         run = path.parent.name if path.name == run_file() else path.stem
-        name, _, seed = run.rpartition("-s")
-        if name not in STUDY_MODELS or not seed.isdigit():
+        if split_run_name(run) is None:
             continue
+        name, seed = split_run_name(run)
         if path.name == run_file():
             last = torch.load(path, map_location="cpu", weights_only=False)
-            found.append((name, int(seed), last["train_config"], last["epoch"], path.parent))
+            found.append((name, seed, last["train_config"], last["epoch"], path.parent))
         else:
             record = json.loads(path.read_text())
-            found.append((name, int(seed), record["train_config"], record["epochs"], None))
+            found.append((name, seed, record["train_config"], record["epochs"], None))
     order = {name: i for i, name in enumerate(STUDY_MODELS)}
     return sorted(found, key=lambda r: (order[r[0]], r[1]))
 
