@@ -8,7 +8,8 @@ import pytest
 from cratelib.cli import main
 from cratelib.train import train
 from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
-                                  run_name, run_progress, split_run_name, study_checkpoints, study_config)
+                                  run_name, run_progress, split_run_name, study_checkpoints, study_config,
+                                  train_command)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -82,6 +83,9 @@ def test_shipped_runs_read_like_run_folders(runs):
     assert [r["name"] for r in records] == ["crate-s0", "vit-cls-s0"]  # vit-gap-s0 is not finished
     assert records[0]["train_config"]["data_args"]["version"] == 4 and 0 <= records[0]["held_out"]["acc"] <= 1
     assert records[0]["train_config"]["out_dir"] == str((runs / "runs").resolve())  # outside the repository
+    # the record's command resumes this run: the fixture's runs are at 32 px, not the recipe's 64 px
+    assert records[0]["command"] == "python -m cratelib train-study --img-size 32 --only crate --seed 0"
+    assert train_command("vit-gap", 2) == "python -m cratelib train-study --only vit-gap --seed 2"
     assert _in_repository(STUDY_RUNS / "crate-s0") == "data/study/runs/crate-s0"  # a shipped record names no machine
     shipped = study_checkpoints(runs / "zoo")
     from_runs = study_checkpoints(runs / "runs")

@@ -45,7 +45,7 @@ from cratelib.eval.emergence import summary_by_name
 from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
 from cratelib.figures.tables import mean_spread
-from cratelib.train.study import split_run_name
+from cratelib.train.study import split_run_name, train_command
 
 __all__ = [
     "Variant",
@@ -247,8 +247,7 @@ def study_table2_rows(ours: Mapping[str, Mapping[str, float]], names: Sequence[s
     return rows
 
 
-def not_trained_note(missing: Mapping[str, int | None], epochs: int, command: str = "python -m cratelib "
-                     "train-study --only {name} --seed 0") -> str:
+def not_trained_note(missing: Mapping[str, int | None], epochs: int) -> str:
     """Markdown: the study models without a shipped run, each with the command that trains it and,
     where a partial run folder exists, how far it got (``missing``: name -> epochs done or None)."""
     if not missing:
@@ -257,7 +256,7 @@ def not_trained_note(missing: Mapping[str, int | None], epochs: int, command: st
     for name, done in missing.items():
         label = STUDY_VARIANTS[name].label if name in STUDY_VARIANTS else name
         where = f", a partial run stopped after epoch {done} of {epochs} resumes with it" if done else ""
-        parts.append(f"{label} (`{command.format(name=name)}`{where})")
+        parts.append(f"{label} (`{train_command(name, 0)}`{where})")
     return ("**Not trained yet:** " + "; ".join(parts) + ". Each run is the study's recipe with only the "
             "model changed; once its checkpoint is shipped to `data/checkpoints/study/`, this chapter "
             "measures it with the others.")

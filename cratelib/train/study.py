@@ -23,7 +23,7 @@ from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
-__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "split_run_name", "study_checkpoints",
+__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "split_run_name", "train_command", "study_checkpoints",
            "run_progress", "latest_checkpoints", "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
@@ -42,10 +42,17 @@ STUDY_MODELS: dict[str, dict] = {
     "crate-sth": {"model": "crate_sth_nano_patch8"},
 }
 PRIMARY = ("crate", "vit-cls", "vit-gap")  # >= 3 seeds each; the ablations 1+
+RECIPE_IMG_SIZE = 64  # the recipe's resolution: 64 px at patch 8, an 8x8 grid
 
 
 def run_name(model: str, seed: int) -> str:
     return f"{model}-s{seed}"
+
+
+def train_command(model: str, seed: int, img_size: int = RECIPE_IMG_SIZE) -> str:
+    """The command line that trains (or resumes) run ``(model, seed)`` at ``img_size``."""
+    size = f" --img-size {img_size}" if img_size != RECIPE_IMG_SIZE else ""
+    return f"python -m cratelib train-study{size} --only {model} --seed {seed}"
 
 
 def split_run_name(run: str) -> tuple[str, int] | None:
@@ -64,9 +71,6 @@ def run_progress(folder: str | Path | None) -> dict | None:
         return None
     done = [json.loads(line) for line in metrics.read_text().splitlines() if '"val_acc"' in line]
     return {k: done[-1][k] for k in ("epoch", "val_acc", "time_s")} if done else None
-
-
-RECIPE_IMG_SIZE = 64  # the recipe's resolution: 64 px at patch 8, an 8x8 grid
 
 
 def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
@@ -212,8 +216,7 @@ def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | Non
                 or (seeds is not None and seed not in seeds):
             continue
         recorded = TrainConfig.from_dict({**config, "out_dir": _in_repository(run_dir.parent), "name": run_dir.name})
-        records.append(export_run(recorded, out_dir, f"python -m cratelib train-study --only {name} --seed {seed}",
-                                  run_dir=run_dir))
+        records.append(export_run(recorded, out_dir, train_command(name, seed, config["img_size"]), run_dir=run_dir))
     return records
 
 
