@@ -114,11 +114,12 @@ def _study(args: argparse.Namespace) -> int:
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
-    from cratelib.train.study import STAGES, STUDY_RUNS, STUDY_ZOO, study_checkpoints
+    from cratelib.train.study import STAGES, study_checkpoints, study_folders
 
     out = Path(args.out)
     try:
-        default = STUDY_ZOO if any(STUDY_ZOO.glob("*-s*.json")) else STUDY_RUNS
+        runs, zoo = study_folders(args.img_size)
+        default = zoo if any(zoo.glob("*-s*.json")) else runs
         found = study_checkpoints(args.checkpoints or default, args.stage or STAGES,
                                   finished_only=not args.unfinished)
         result, sets = measure_study(found, args.images, pca=not args.no_pca,
@@ -229,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "and the figures")
     p.add_argument("--checkpoints", default=None,
                    help="the shipped study zoo (<model>-s<seed>.pt with its .json record) or a folder of run "
-                        "folders <model>-s<seed>/ (default: data/checkpoints/study if it holds any, else data/study/runs)")
+                        "folders <model>-s<seed>/ (default: the study's shipped zoo at --img-size if it holds any, "
+                        "else its run folders)")
+    p.add_argument("--img-size", type=int, default=64,
+                   help="which study the default --checkpoints are: the recipe's 64 px (data/checkpoints/study, "
+                        "data/study/runs) or e.g. 128 px (data/checkpoints/study-128px, data/study/runs-128px)")
     p.add_argument("--out", default="out/study", help="where the table and figures go")
     p.add_argument("--images", type=int, default=256, help="images in the selection and in the measurement set")
     p.add_argument("--stage", action="append",

@@ -222,3 +222,9 @@ def test_a_finer_grid_is_the_same_recipe_in_its_own_folders():
     with pytest.raises(ValueError, match="multiple of the patch size"):
         study_config("crate", 0, img_size=100)
     assert main(["train-study", "--only", "crate", "--img-size", "100"]) == 2
+
+
+def test_cli_study_finds_the_study_of_its_img_size(capsys):
+    assert main(["study", "--img-size", "96"]) == 2  # no run at 96 px: the error names its folder
+    err = capsys.readouterr().err
+    assert "no finished study runs in" in err and "runs-96px" in err
