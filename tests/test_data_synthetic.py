@@ -178,6 +178,33 @@ def test_cache_round_trip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         np.testing.assert_array_equal(getattr(first, key), getattr(second, key))
 
 
+def test_epoch_draws_are_cached_compressed_with_only_what_training_reads(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    config = SyntheticConfig(40, image_size=64, seed=3)
+    images, labels = synthetic.epoch_images(config, 2, tmp_path)
+    drawn = generate(config, epoch=2)
+    np.testing.assert_array_equal(images, drawn.images)
+    np.testing.assert_array_equal(labels, drawn.labels)
+    path = synthetic.cache_path(config, tmp_path, epoch=2)
+    assert [f.name for f in tmp_path.iterdir()] == [path.name] and path.name.endswith("-e2-train.npz")
+    with np.load(path) as f:
+        assert sorted(f.files) == ["config", "images", "labels"]
+    assert path.stat().st_size < drawn.images.nbytes / 4  # compressed: textures and fills repeat
+
+    def fail(*_) -> SyntheticData:
+        raise AssertionError("should have been read from the cache")
+
+    monkeypatch.setattr(synthetic, "generate", fail)
+    again, again_labels = synthetic.epoch_images(config, 2, tmp_path)
+    np.testing.assert_array_equal(again, images)
+    np.testing.assert_array_equal(again_labels, labels)
+    monkeypatch.undo()
+    path.write_bytes(path.read_bytes()[:100])  # damaged: drawn again, with a warning
+    with pytest.warns(UserWarning, match="regenerating"):
+        np.testing.assert_array_equal(synthetic.epoch_images(config, 2, tmp_path)[0], images)
+    np.testing.assert_array_equal(synthetic.epoch_images(config, 3, tmp_path)[0], generate(config, epoch=3).images)
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_cache_is_regenerated(tmp_path: Path, damage: str) -> None:
     config = SyntheticConfig(4, image_size=32, seed=2)
