@@ -122,8 +122,8 @@ class _FreshSource(_TensorSource):
     """Synthetic training images drawn anew for every epoch (``config.fresh_data``): image ``i`` of
     epoch ``e`` comes from ``(seed, e, i)`` (:func:`cratelib.data.synthetic.generate`), so a resumed
     run sees exactly the images the uninterrupted one saw. Call :meth:`set_epoch` before
-    :meth:`batches`. Each epoch is cached on disk (:func:`epoch_images`), so runs that share the data config (the models
-    and seeds of a study) generate it once."""
+    :meth:`batches`. Each epoch is cached on disk (:func:`~cratelib.data.synthetic.epoch_images`),
+    so runs that share the data config (the models and seeds of a study) generate it once."""
 
     def __init__(self, config: SyntheticConfig, cache_dir: str | None, shard: Shard = Shard()) -> None:
         super().__init__(torch.empty(0, 3, config.image_size, config.image_size, dtype=torch.uint8),
