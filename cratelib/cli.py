@@ -150,8 +150,10 @@ def _study(args: argparse.Namespace) -> int:
     finals = {f"{n} s{s}": m for (n, s, st), m in result.maps.items() if st == "final"}
     if finals:
         k = next(iter(finals.values())).shape[0]
-        fig = plot_study_maps(list(sets.measure.images[:k]), finals, list(sets.measure.instance_map[:k] == 1))
-        atomic_write(out / "maps_final.png", lambda f: fig.savefig(f, format="png", dpi=100))
+        for scale, name in (("value", "maps_final.png"), ("percentile", "maps_final_percentile.png")):
+            fig = plot_study_maps(list(sets.measure.images[:k]), finals, list(sets.measure.instance_map[:k] == 1),
+                                  scale=scale)
+            atomic_write(out / name, lambda f: fig.savefig(f, format="png", dpi=100))
     print(f"{len(found)} checkpoints on {len(sets.measure)} images -> {out / 'study.csv'}, study.json, study.md, figures")
     return 0
 

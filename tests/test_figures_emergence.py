@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from cratelib.figures import emergence as fe  # noqa: E402
 
@@ -73,3 +74,47 @@ def test_plot_study_panels_adds_references_per_measure_and_skips_what_no_model_h
     assert [line.get_marker() for line in fig.axes[0].lines].count("o") == 1  # crate's mean; no baseline line
     assert len(fig.axes[0].lines) == 3  # crate's mean and its two seeds
     matplotlib.pyplot.close(fig)
+
+
+def test_percentile_maps_keep_the_order_the_auc_scores():
+    import torch
+
+    from cratelib.eval.localisation import map_auc, object_fraction
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(5, 1, 6, 6, generator=g) ** 4  # (J, K, h, w), a few hot patches
+    maps[0, 0, 0, :3] = 0.0  # ties
+    truths = [np.zeros((24, 24), bool) for _ in range(5)]
+    for j, t in enumerate(truths):
+        t[4 + j:14 + j, 6:18] = True
+    fraction = object_fraction(truths, (6, 6))
+    ranked = fe.percentile_maps(maps)
+    assert ranked.shape == maps.shape
+    assert torch.allclose(ranked[1:].amin((-2, -1)), torch.zeros(4, 1))
+    assert torch.allclose(ranked.amax((-2, -1)), torch.ones(5, 1))
+    assert torch.allclose(ranked[0, 0, 0, :3], torch.full((3,), 1.0 / 35))  # mean of ranks 0, 1, 2 over 35
+    assert torch.allclose(map_auc(ranked, fraction), map_auc(maps, fraction), atol=1e-12)
+    assert not torch.allclose(ranked, maps / maps.amax((-2, -1), keepdim=True))
+    assert torch.equal(fe.percentile_maps(torch.ones(2, 1, 1)), torch.full((2, 1, 1), 0.5))
+    with pytest.raises(ValueError, match="h, w"):
+        fe.percentile_maps(torch.ones(4))
+
+
+def test_plot_study_maps_draws_a_row_per_model_on_either_scale():
+    import torch
+
+    images = [np.full((16, 16, 3), 0.5) for _ in range(3)]
+    truths = [np.pad(np.ones((8, 8), bool), 4) for _ in range(3)]
+    maps = {"crate": torch.rand(3, 4, 4), "vit-cls": torch.rand(3, 4, 4)}
+    for scale in ("value", "percentile"):
+        fig = fe.plot_study_maps(images, maps, truths, scale=scale)
+        axes = np.array(fig.axes).reshape(3, 3)
+        assert [a.get_ylabel() for a in axes[:, 0]] == ["image", "crate", "vit-cls"]
+        lo, hi = axes[1, 0].get_images()[0].get_clim()
+        if scale == "percentile":
+            assert (lo, hi) == (0.0, 1.0)
+        else:
+            assert (lo, hi) == pytest.approx((maps["crate"][0].min().item(), maps["crate"][0].max().item()))
+        matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="percentile"):
+        fe.plot_study_maps(images, maps, truths, scale="log")

@@ -109,7 +109,8 @@ def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
         "brightness", "saturation", "colour_distance", "edge_energy", "random"}
     assert len(data["rows"]) == 4 * 2 + 5  # every layer of every checkpoint, and the baselines
     assert (out / "study.csv").read_text().splitlines()[0].startswith("name,seed,stage,primary,layer,head")
-    assert {p.name for p in out.glob("*.png")} == {"layers_final.png", "layers_init.png", "maps_final.png"}
+    assert {p.name for p in out.glob("*.png")} == {"layers_final.png", "layers_init.png", "maps_final.png",
+                                                  "maps_final_percentile.png"}
     assert main(["study", "--checkpoints", str(runs / "nothing"), "--out", str(out)]) == 2
 
 

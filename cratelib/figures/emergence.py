@@ -4,7 +4,8 @@
   per model (mean over seeds, the seeds' range shaded), the best pixel cue and random maps as
   reference lines;
 * :func:`plot_study_maps` - rows = models, columns = images: each model's chosen head at its
-  primary layer, the main object outlined.
+  primary layer, the main object outlined; on the map's own values or on its percentile scale
+  (:func:`percentile_maps`), the order of the patches that the per-image AUC scores.
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.figures.curves import plot_seed_curves, seed_curves
 from cratelib.figures.style import COLORS, contour, finish, styled
 
-__all__ = ["plot_study_panels", "plot_study_maps"]
+__all__ = ["percentile_maps", "plot_study_panels", "plot_study_maps"]
 
 
 def _baseline_lines(rows: Sequence[dict], measure: str) -> dict[str, float]:
@@ -69,11 +71,31 @@ def plot_study_panels(rows: Sequence[dict], panels: Sequence[tuple[str, str, str
     return fig
 
 
+def percentile_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Each ``(..., h, w)`` map replaced by the percentile of each patch within that map, in
+    ``[0, 1]`` (lowest patch 0, highest 1, ties share their mean rank; a one-patch map is 0.5).
+
+    The per-image AUC depends only on this order, so a map drawn on its percentile scale shows
+    what the AUC scores, where the map's own values let a few hot patches set the colour scale."""
+    if maps.dim() < 2:
+        raise ValueError(f"maps must be (..., h, w), got shape {tuple(maps.shape)}")
+    flat = maps.detach().float().cpu().reshape(*maps.shape[:-2], -1).numpy()
+    n = flat.shape[-1]
+    if n == 1:
+        return torch.full(maps.shape, 0.5)
+    ranks = (rankdata(flat, axis=-1) - 1.0) / (n - 1)
+    return torch.from_numpy(ranks).float().reshape(maps.shape)
+
+
 @styled
 def plot_study_maps(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tensor],
-                    truths: Sequence[np.ndarray] | None = None, title: str = ""):
+                    truths: Sequence[np.ndarray] | None = None, title: str = "", scale: str = "value"):
     """Row 0: the images (objects outlined); then one row per label of ``maps`` (``(J, h, w)``,
-    e.g. a model's chosen head at its primary layer), upsampled to the image size."""
+    e.g. a model's chosen head at its primary layer), upsampled to the image size. ``scale``:
+    ``"value"`` draws each map on its own values (colour range from its lowest to its highest
+    patch), ``"percentile"`` on :func:`percentile_maps`, the patch order the AUC scores."""
+    if scale not in ("value", "percentile"):
+        raise ValueError(f"scale must be 'value' or 'percentile', got {scale!r}")
     J, R = len(images), len(maps) + 1
     fig, axes = plt.subplots(R, J, figsize=(1.15 * J + 1.2, 1.15 * R), squeeze=False)
     for j, image in enumerate(images):
@@ -81,7 +103,9 @@ def plot_study_maps(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tenso
         if truths is not None:
             contour(axes[0, j], truths[j], "white")
         for r, amap in enumerate(maps.values(), start=1):
-            axes[r, j].imshow(upsample_maps(amap[j], image.shape[:2]).numpy(), cmap="inferno")
+            shown = percentile_maps(amap[j]) if scale == "percentile" else amap[j]
+            axes[r, j].imshow(upsample_maps(shown, image.shape[:2]).numpy(), cmap="inferno",
+                              **({"vmin": 0.0, "vmax": 1.0} if scale == "percentile" else {}))
             if truths is not None:
                 contour(axes[r, j], truths[j], "cyan", 0.6)
     for r, label in enumerate(["image", *maps], start=0):
