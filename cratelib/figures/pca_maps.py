@@ -6,13 +6,14 @@ per class: :func:`~cratelib.eval.pca.pca_by_group`); the features come from
 :func:`cratelib.eval.extract.layer_features`. Layers are numbered from 1.
 
 * :func:`plot_pca_layers` - several images, every layer's eq. 12 picture (the static figure);
+* :func:`plot_pca_models` - several images, one row per model: eq. 12's picture at one layer each;
 * :func:`plot_pca_detail` - one image and layer: the first component, its foreground and the RGB
   (the widget's figure);
 * :func:`plot_pca` - per image, the image, PC1 in grey and PCs 2-4 (or eq. 12's RGB).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,7 +23,7 @@ from cratelib.eval.attention import upsample_maps
 from cratelib.eval.metrics import iou
 from cratelib.figures.style import contour, finish, styled
 
-__all__ = ["plot_pca_layers", "plot_pca_detail", "plot_pca"]
+__all__ = ["plot_pca_layers", "plot_pca_models", "plot_pca_detail", "plot_pca"]
 
 
 @styled
@@ -51,6 +52,35 @@ def plot_pca_layers(images: Sequence[np.ndarray], rgb: torch.Tensor, truths: Seq
         if truths is not None:
             for ax in axes[j]:
                 contour(ax, truths[j], "white", 0.7)
+    return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
+
+
+@styled
+def plot_pca_models(images: Sequence[np.ndarray], rgb: Mapping[str, torch.Tensor],
+                    truths: Sequence[np.ndarray] | None = None, title: str = ""):
+    """Columns = images; row 0 the images, then one row per label of ``rgb``: eq. 12's picture of
+    that model (e.g. at its pre-named layer).
+
+    Args:
+        images: J uint8 ``(H, W, 3)`` images.
+        rgb: label -> ``(J, h, w, 3)`` in [0, 1] (:func:`pca_by_group` of one layer).
+        truths: optional J ``(H, W)`` bool object masks, outlined in every panel.
+    """
+    J, R = len(images), len(rgb) + 1
+    for label, pictures in rgb.items():
+        if pictures.dim() != 4 or pictures.shape[0] != J or pictures.shape[-1] != 3:
+            raise ValueError(f"rgb[{label!r}] must be ({J}, h, w, 3) for {J} images, got {tuple(pictures.shape)}")
+    fig, axes = plt.subplots(R, J, figsize=(1.15 * J + 1.2, 1.15 * R), squeeze=False)
+    for j, image in enumerate(images):
+        axes[0, j].imshow(image)
+        extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+        for r, pictures in enumerate(rgb.values(), start=1):
+            axes[r, j].imshow(pictures[j].numpy(), interpolation="nearest", extent=extent)
+        if truths is not None:
+            for r in range(R):
+                contour(axes[r, j], truths[j], "white", 0.7)
+    for r, label in enumerate(["image", *rgb]):
+        axes[r, 0].set_ylabel(label, fontsize=8)
     return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
 
 
