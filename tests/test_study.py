@@ -8,8 +8,8 @@ import pytest
 from cratelib.cli import main
 from cratelib.train import train
 from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
-                                  run_name, run_progress, split_run_name, study_checkpoints, study_config,
-                                  train_command)
+                                  progress_label, run_name, run_progress, split_run_name, study_checkpoints,
+                                  study_config, train_command)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
         "warmup_epochs": 0, "batch_size": 16, "data_args.num_images": 32, "snapshot_epochs": [0],
@@ -74,6 +74,7 @@ def test_latest_checkpoints_prefer_shipped_runs_then_runs_in_training(runs, tmp_
     assert latest["crate"]["path"] == zoo / "crate-s0.pt"  # shipped
     assert latest["vit-cls"]["path"].parent == runs / "runs" / "vit-cls-s0"  # finished, not shipped here
     assert (latest["vit-gap"]["epoch"], latest["vit-gap"]["epochs"]) == (1, 2)  # still training
+    assert [progress_label(c) for c in latest.values()] == ["final", "final", "epoch 1/2"]
     assert latest_checkpoints(runs / "runs", zoo, seed=1) == {}
     assert latest_checkpoints(tmp_path / "none", tmp_path / "none") == {}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -24,7 +24,7 @@ from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
 __all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "split_run_name", "train_command", "study_checkpoints",
-           "run_progress", "latest_checkpoints", "train_study", "export_study"]
+           "run_progress", "latest_checkpoints", "progress_label", "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
 STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
@@ -194,6 +194,13 @@ def latest_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> dict
         if c["seed"] == seed:
             latest.setdefault(c["name"], c)
     return {n: latest[n] for n in STUDY_MODELS if n in latest}
+
+
+def progress_label(checkpoint: Mapping) -> str:
+    """``"final"`` for a finished run's checkpoint (a dict of :func:`latest_checkpoints` or
+    :func:`study_checkpoints`), else ``"epoch <e>/<epochs>"``: the label under which the book
+    shows a run still in training."""
+    return "final" if checkpoint["epoch"] >= checkpoint["epochs"] else f"epoch {checkpoint['epoch']}/{checkpoint['epochs']}"
 
 
 def _in_repository(path: Path) -> str:
