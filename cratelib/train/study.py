@@ -21,10 +21,10 @@ import torch
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
-from cratelib.train.zoo import export_run, zoo_file
+from cratelib.train.zoo import export_run, zoo_file, zoo_record
 
 __all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "split_run_name", "train_command", "study_checkpoints",
-           "run_progress", "latest_checkpoints", "progress_label", "train_study", "export_study"]
+           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "train_study", "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
 STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
@@ -62,14 +62,19 @@ def split_run_name(run: str) -> tuple[str, int] | None:
     return (name, int(seed)) if name in STUDY_MODELS and seed.isdigit() else None
 
 
+def _validated_epochs(folder: Path) -> list[dict]:
+    """The per-epoch records with a validation accuracy in run ``folder``'s ``metrics.jsonl``."""
+    metrics = folder / "metrics.jsonl"
+    if not metrics.is_file():
+        return []
+    return [json.loads(line) for line in metrics.read_text().splitlines() if '"val_acc"' in line]
+
+
 def run_progress(folder: str | Path | None) -> dict | None:
     """How far the run in ``folder`` got: its last validated epoch's ``epoch``, ``val_acc`` and
     ``time_s`` (training seconds so far, across resumes), read from its ``metrics.jsonl``; ``None``
     when there is no folder or no validated epoch yet."""
-    metrics = Path(folder) / "metrics.jsonl" if folder is not None else None
-    if metrics is None or not metrics.is_file():
-        return None
-    done = [json.loads(line) for line in metrics.read_text().splitlines() if '"val_acc"' in line]
+    done = _validated_epochs(Path(folder)) if folder is not None else []
     return {k: done[-1][k] for k in ("epoch", "val_acc", "time_s")} if done else None
 
 
@@ -201,6 +206,39 @@ def progress_label(checkpoint: Mapping) -> str:
     :func:`study_checkpoints`), else ``"epoch <e>/<epochs>"``: the label under which the book
     shows a run still in training."""
     return "final" if checkpoint["epoch"] >= checkpoint["epochs"] else f"epoch {checkpoint['epoch']}/{checkpoint['epochs']}"
+
+
+def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> list[dict]:
+    """What the book measures of a study still being trained (e.g. the 128 px one, :func:`study_folders`):
+    each model's most advanced checkpoint of ``seed`` (:func:`latest_checkpoints`) and, for a finished
+    run, its equal-accuracy snapshot (validation accuracy first at the recipe's level), in the models'
+    order, each snapshot after its run's final model.
+
+    Returns:
+        Dicts as :func:`study_checkpoints`, with ``stage`` the study's stage name: ``"final"``,
+        ``"epoch <e>/<epochs>"`` for a run in training (:func:`progress_label`), or ``"equal_acc"``;
+        ``label``, how a table names the checkpoint (the stage, or ``"equal accuracy, epoch <e>"``);
+        ``accuracy`` (a fraction) with ``accuracy_split``: ``"held-out"`` for a shipped final model (its
+        record's held-out accuracy), ``"validation"`` otherwise (the validation accuracy after the
+        checkpoint's epoch); and ``record``, the shipped record of a shipped final model, else ``None``.
+    """
+    zoo = Path(zoo).resolve()
+    out = []
+    for name, latest in latest_checkpoints(runs, zoo, seed).items():
+        folder = Path(latest["path"]).resolve().parent  # the zoo, or the run's own folder
+        record = zoo_record(run_name(name, seed), zoo) if folder == zoo else None
+        val_acc = {h["epoch"]: h["val_acc"] for h in (record["history"] if record else _validated_epochs(folder))
+                   if "val_acc" in h}
+        stage = progress_label(latest)
+        accuracy = (record["held_out"]["acc"], "held-out") if record else (val_acc.get(latest["epoch"]), "validation")
+        out.append({**latest, "stage": stage, "label": stage, "accuracy": accuracy[0], "accuracy_split": accuracy[1],
+                    "record": record})
+        if stage == "final":
+            for snap in study_checkpoints(zoo if record else folder.parent, ["equal_acc"]):
+                if (snap["name"], snap["seed"]) == (name, seed):
+                    out.append({**snap, "label": f"equal accuracy, epoch {snap['epoch']}",
+                                "accuracy": val_acc.get(snap["epoch"]), "accuracy_split": "validation", "record": None})
+    return out
 
 
 def _in_repository(path: Path) -> str:
