@@ -224,6 +224,7 @@ def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> li
     """
     zoo = Path(zoo).resolve()
     out = []
+    snapshots: dict[Path, list[dict]] = {}  # each folder's equal-accuracy snapshots, scanned once
     for name, latest in latest_checkpoints(runs, zoo, seed).items():
         folder = Path(latest["path"]).resolve().parent  # the zoo, or the run's own folder
         record = zoo_record(run_name(name, seed), zoo) if folder == zoo else None
@@ -234,7 +235,10 @@ def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> li
         out.append({**latest, "stage": stage, "label": stage, "accuracy": accuracy[0], "accuracy_split": accuracy[1],
                     "record": record})
         if stage == "final":
-            for snap in study_checkpoints(zoo if record else folder.parent, ["equal_acc"]):
+            source = zoo if record else folder.parent
+            if source not in snapshots:
+                snapshots[source] = study_checkpoints(source, ["equal_acc"])
+            for snap in snapshots[source]:
                 if (snap["name"], snap["seed"]) == (name, seed):
                     out.append({**snap, "label": f"equal accuracy, epoch {snap['epoch']}",
                                 "accuracy": val_acc.get(snap["epoch"]), "accuracy_split": "validation", "record": None})
