@@ -97,3 +97,16 @@ def test_setup_cell_does_not_reinstall_torch():
     source = sync.setup_cell_source(sync.repository_url())
     assert "torch" not in source.split("%pip", 1)[1].splitlines()[0]
     assert "--upgrade" not in source and "-U " not in source
+
+
+def _words_of_development(path: Path) -> list[str]:
+    """Lines of ``path`` that speak of how the book was made (work sessions) rather than of runs,
+    data and machines."""
+    return [f"{path.relative_to(ROOT)}:{i}: {line.strip()}" for i, line in enumerate(path.read_text().splitlines(), 1)
+            if "session" in line.lower()]
+
+
+def test_book_and_package_speak_of_runs_not_of_sessions():
+    pages = [*(ROOT / "book").glob("*.md"), *(ROOT / "cratelib").rglob("*.py"), *(ROOT / "cratelib").rglob("*.yaml")]
+    found = [hit for page in sorted(pages) for hit in _words_of_development(page)]
+    assert not found, "the book speaks of runs, data and machines:\n" + "\n".join(found)

@@ -1,4 +1,4 @@
-"""The emergence study's protocol (issue 12): does supervised training make [CLS] attention segment?
+"""The emergence study's protocol: does supervised training make [CLS] attention segment?
 
 Fixed in code before the study's models were measured, so that no choice below was made while
 looking at their numbers.

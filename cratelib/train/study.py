@@ -1,8 +1,8 @@
-"""The emergence study's models and seeds (issue 12): one recipe, ``configs/study.yaml``.
+"""The emergence study's models and seeds: one recipe, ``configs/study.yaml``.
 
 Every run is :func:`study_config` ``(model, seed)``: the recipe with only the architecture and the
 seed changed. Runs live in ``data/study/runs/<model>-s<seed>/`` and are committed with their
-resumable ``last.pt`` while they train, so a run can span several sessions:
+resumable ``last.pt`` while they train, so a run can be stopped and resumed on another machine:
 ``python -m cratelib train-study --only crate --seed 0`` continues it where it stopped, and
 ``python -m cratelib study`` measures the finished runs (:mod:`cratelib.eval.emergence`).
 

@@ -13,7 +13,7 @@ For each, ``data/checkpoints`` holds
   seed never used in training;
 * ``<name>_epoch<e>.pt`` - snapshots, where the preset asks for them.
 
-``python -m cratelib train-zoo`` reproduces them all (runs resume across sessions).
+``python -m cratelib train-zoo`` reproduces them all (a stopped run resumes where it stopped).
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
 
 def train_zoo(names: list[str] | None = None, out_dir: str | Path = ZOO_DIR, runs_dir: str = "runs/zoo",
               overrides: list[str] | None = None) -> list[dict]:
-    """Train (resuming where a previous session stopped) and export every zoo model (under
+    """Train (resuming where a previous run stopped) and export every zoo model (under
     ``torchrun`` every process trains, rank 0 exports and returns the records)."""
     records = []
     for name in names or zoo_names():
