@@ -90,11 +90,12 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _train_study(args: argparse.Namespace) -> int:
-    from cratelib.train.study import STUDY_MODELS, train_study
+    from cratelib.models.catalogue import CATALOGUE
+    from cratelib.train.study import train_study
 
-    unknown = sorted(set(args.only) - set(STUDY_MODELS))
+    unknown = sorted(set(args.only) - set(CATALOGUE))
     if unknown:
-        print(f"cratelib train-study: unknown models {unknown}; known: {', '.join(STUDY_MODELS)}", file=sys.stderr)
+        print(f"cratelib train-study: unknown models {unknown}; known: {', '.join(CATALOGUE)}", file=sys.stderr)
         return 2
     try:
         lines = train_study(args.only or None, args.seed or [0], img_size=args.img_size)
@@ -110,7 +111,8 @@ def _study(args: argparse.Namespace) -> int:
     import csv
     import io
 
-    from cratelib.eval.emergence import measure_study
+    from cratelib.eval.study.protocol import measure_study
+    from cratelib.eval.study.verdicts import verdict_lines
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
@@ -140,10 +142,7 @@ def _study(args: argparse.Namespace) -> int:
     table = format_table(result.primary(), [c for c in columns if c not in ("primary",)], digits=3)
     atomic_write_text(out / "study.md", table + "\n")
     print(table)
-    for v in result.verdicts:
-        print(f"{v['stage']}: {v['a']} - {v['b']} on {v['measure']}: {v['difference']:+.3f} (spread {v['spread']:.3f}, "
-              f"{v['seeds']} seed(s)); same sign {v['same_sign']}, beyond 2 spreads {v['beyond_spread']}, "
-              f"both above pixels {v['beat_pixels']} -> {'real' if v['real'] else 'not established'}")
+    print(verdict_lines(result.verdicts))
     for stage in sorted({r["stage"] for r in result.rows if r["stage"] != "baseline"}):
         fig = plot_study_panels(result.rows, [("auc_half", stage, stage)], ylabel="AUC of the chosen head")
         atomic_write(out / f"layers_{stage}.png", lambda f: fig.savefig(f, format="png", dpi=100))

@@ -181,18 +181,18 @@ def interact(function, **controls):
 
 def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: bool = True, maskcut: bool = True):
     """The emergence study's protocol on the shipped study zoo (``data/checkpoints/study``), as
-    chapters 6.9-14 read it: :func:`cratelib.eval.emergence.measure_study` with the defaults of
+    chapters 6.9-14 read it: :func:`cratelib.eval.study.protocol.measure_study` with the defaults of
     ``python -m cratelib study`` (256 selection and 256 measurement images), each checkpoint's
     measurement read from the shipped cache ``data/study/measurements`` (measured, and cached,
     where it is missing).
 
     Returns:
-        ``(result, sets, checkpoints)``: the :class:`~cratelib.eval.emergence.StudyResult`, the
+        ``(result, sets, checkpoints)``: the :class:`~cratelib.eval.study.protocol.StudyResult`, the
         probe sets and the list of :func:`cratelib.train.study.study_checkpoints`.
     """
     import tempfile
 
-    from cratelib.eval.emergence import measure_study
+    from cratelib.eval.study.protocol import measure_study
     from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, study_checkpoints
 
     found = study_checkpoints(STUDY_ZOO, stages)

@@ -8,6 +8,7 @@ import torch
 
 from cratelib.eval import baselines
 from cratelib.eval.extract import to_model_input
+from cratelib.eval.scoring import MEASURES, Targets, score_maps
 from cratelib.eval.localisation import (
     attention_on,
     best_head_ious,
@@ -18,7 +19,6 @@ from cratelib.eval.localisation import (
     mass_coverage,
     object_fraction,
     patch_kinds,
-    score_maps,
     uniform_ious,
 )
 
@@ -96,19 +96,36 @@ def test_score_maps_reward_a_map_on_the_object():
     on_object = inside / inside.sum()
     uniform = torch.full((8, 8), 1 / 64)
     maps = torch.stack([on_object, uniform])[:, None, None].expand(2, 2, 1, 8, 8)  # (L=2, J=2, K=1)
-    s = score_maps(maps, [truth, truth], [labels, labels])
-    assert s.on.shape == s.auc.shape == (2, 2, 1)
-    assert s.miou.shape == s.mass_iou.shape == s.best_head.shape == (2, 2)
-    assert s.on[1, 0, 0] == pytest.approx(truth.mean(), abs=0.02)  # uniform map: the object's share
-    assert s.on[0, 0, 0] > 0.99 and s.auc[1, 0, 0] == pytest.approx(0.5)  # a flat map ranks nothing
+    s = score_maps(maps, Targets.from_masks([truth, truth], (8, 8), labels=[labels, labels]))
+    assert set(s.values) == {"auc_half", "auc_any", "on_main", "mass_iou", "miou"}  # no distractors given
+    assert s["on_main"].shape == s["auc_half"].shape == (2, 2, 1)
+    assert s["miou"].shape == s["mass_iou"].shape == (2, 2)
+    assert s["on_main"][1, 0, 0] == pytest.approx(truth.mean(), abs=0.02)  # uniform map: the object's share
+    assert s["on_main"][0, 0, 0] > 0.99 and s["auc_half"][1, 0, 0] == pytest.approx(0.5)  # flat ranks nothing
     # the interior patches outrank everything; the object's edge patches tie with the background
     positive = (frac >= 0.5).flatten()
     n1, n0, top = int(positive.sum()), int((~positive).sum()), int((frac == 1).sum())
-    assert s.auc[0, 0, 0] == pytest.approx((top * n0 + (n1 - top) * n0 / 2) / (n1 * n0))
-    assert s.mass_iou[0, 0] > s.mass_iou[1, 0]
-    np.testing.assert_allclose(s.mean("on"), s.on.mean((1, 2)), rtol=1e-6)
-    assert s.per_image("on").shape == s.per_image("miou").shape == (2, 2)
-    assert np.isnan(score_maps(maps, [truth, truth]).miou).all()  # no labels: no eq. 14
+    assert s["auc_half"][0, 0, 0] == pytest.approx((top * n0 + (n1 - top) * n0 / 2) / (n1 * n0))
+    assert s["auc_any"][0, 0, 0] < s["auc_half"][0, 0, 0]  # edge patches now count as object
+    assert s["mass_iou"][0, 0] > s["mass_iou"][1, 0]
+    assert s.chosen("on_main").shape == s.head_mean("miou").shape == (2, 2)
+    assert "miou" not in score_maps(maps, Targets.from_masks([truth, truth], (8, 8))).values  # no labels: no eq. 14
+
+
+def test_score_maps_takes_one_measure_added_by_name():
+    truth = _disc()
+    maps = torch.rand(1, 3, 2, 8, 8)
+    targets = Targets.from_masks([truth] * 3, (8, 8))
+    MEASURES["peak"] = type(MEASURES["on_main"])(lambda m, t: m.flatten(-2).max(-1).values.numpy())
+    try:
+        s = score_maps(maps, targets, measures=["auc_half", "peak"])
+    finally:
+        del MEASURES["peak"]
+    np.testing.assert_allclose(s["peak"], maps.flatten(-2).max(-1).values.numpy())
+    with pytest.raises(ValueError, match="unknown measures"):
+        score_maps(maps, targets, measures=["nope"])
+    with pytest.raises(ValueError, match=r"\(L, J, K, h, w\)"):
+        score_maps(maps[0], targets)
 
 
 def test_head_measures_of_planted_heads():

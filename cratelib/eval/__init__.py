@@ -1,110 +1,50 @@
 """The paper's unsupervised evaluations (Appendix B) for CRATE and ViT models: every measurement.
 
-One driver per evaluation, called alike by the chapters, the command line
-(:mod:`cratelib.cli_evaluate`) and the tests, each at the model's own resolution unless told
-otherwise (:func:`~cratelib.eval.extract.model_img_size`, for cratelib models and timm ViTs):
+Import the module you need (``from cratelib.eval import pca``); this package re-exports nothing, so
+that every name here is a module. Each evaluation runs at the model's own resolution unless told
+otherwise (:func:`cratelib.eval.extract.model_img_size`, for cratelib models and timm ViTs), and the
+chapters, the command line (:mod:`cratelib.cli_evaluate`) and the tests call the same drivers:
 
-* maps and features of any set of layers: :func:`layer_maps`, :func:`layer_features`
-  (:mod:`cratelib.eval.extract`, with an optional feature cache);
-* B.1 CLS attention maps (eqs. 10-11): :mod:`cratelib.eval.attention`; how well they localise a
-  known object, per layer, image and head (attention on the object, ROC AUC, best-head IoU):
-  :mod:`cratelib.eval.localisation` (:func:`layerwise_scores`);
-* B.2 PCA of patch features (eq. 12): :mod:`cratelib.eval.pca` (:func:`layerwise_pca`);
-* B.3 coarse segmentation and mIoU (eqs. 13-14): :mod:`cratelib.eval.segmentation`
-  (:func:`layerwise_miou`), :mod:`cratelib.eval.threshold`, :mod:`cratelib.eval.metrics`;
-* B.4 MaskCut (Algorithm 4) and COCO AP: :mod:`cratelib.eval.maskcut`, :mod:`cratelib.eval.ncut`,
-  :mod:`cratelib.eval.crf`, :mod:`cratelib.eval.coco_eval`, :mod:`cratelib.eval.maskcut_eval`
-  (:func:`maskcut_ap`, :func:`layerwise_maskcut`);
-* several models side by side (Tables 1-2, Fig. 10): :mod:`cratelib.eval.compare`; noise
-  (Figs. 11-12): :mod:`cratelib.eval.noise`; predictions and linear probes:
-  :mod:`cratelib.eval.classify`;
-* baselines that learned nothing: :mod:`cratelib.eval.baselines`; statistics (paired
-  differences, standard errors, factorial effects): :mod:`cratelib.eval.stats`;
-* images and ground truth: :mod:`cratelib.eval.sources`; the paper's numbers:
-  :mod:`cratelib.eval.reference`; the feature cache: :mod:`cratelib.eval.cache`.
+* maps and features of any set of layers: :mod:`~cratelib.eval.extract` (``layer_maps``,
+  ``layer_features``, an optional feature cache :mod:`~cratelib.eval.cache`);
+* B.1 CLS attention maps (eqs. 10-11): :mod:`~cratelib.eval.attention`; scored against known objects
+  by **one scorer**, :mod:`~cratelib.eval.scoring` (``score_maps`` -> ``Scores``), from the
+  primitive measures of :mod:`~cratelib.eval.localisation`;
+* B.2 PCA of patch features (eq. 12): :mod:`~cratelib.eval.pca`;
+* B.3 coarse segmentation and mIoU (eqs. 13-14): :mod:`~cratelib.eval.segmentation`,
+  :mod:`~cratelib.eval.threshold`, :mod:`~cratelib.eval.metrics`;
+* B.4 MaskCut (Algorithm 4) and COCO AP: :mod:`~cratelib.eval.maskcut`, :mod:`~cratelib.eval.ncut`,
+  :mod:`~cratelib.eval.crf`, :mod:`~cratelib.eval.coco_eval`, :mod:`~cratelib.eval.maskcut_eval`;
+* noise (Figs. 11-12): :mod:`~cratelib.eval.noise`; predictions and linear probes:
+  :mod:`~cratelib.eval.classify`;
+* what learned nothing: :mod:`~cratelib.eval.baselines` (random and brightness maps),
+  :mod:`~cratelib.eval.cues` (pixel cues and the data audit); statistics: :mod:`~cratelib.eval.stats`;
+* images and ground truth: :mod:`~cratelib.eval.sources`; the paper's numbers:
+  :mod:`~cratelib.eval.reference`;
+* the emergence study (protocol, cached measurements, verdicts, tables): :mod:`cratelib.eval.study`.
 
-Figures of all of it are :mod:`cratelib.figures`, which draws and measures nothing.
+Figures of all of it are :mod:`cratelib.figures`, which draws what these return and measures nothing.
+
+Recipe: add a measure
+---------------------
+1. Write ``fn(maps, targets)`` in :mod:`cratelib.eval.scoring` (or beside it): ``maps`` is
+   ``(L, J, K, h, w)``, ``targets`` a :class:`~cratelib.eval.scoring.Targets`; return ``(L, J, K)``
+   (one value per head) or ``(L, J)`` (per image), or ``None`` when the targets lack what it needs.
+2. Register it: ``MEASURES["my_measure"] = Measure(fn)`` (``own_head=True`` if it should choose
+   its own head on the selection images).
+Every ``score_maps`` call now returns it in ``Scores.values``, ``summary_row`` reports it, the
+study's cache stores it and its per-image values feed the paired statistics. To make it a column of
+the study's table, add its name to :data:`cratelib.eval.study.protocol.COLUMNS` (and bump
+:data:`~cratelib.eval.study.protocol.PROTOCOL_VERSION`, which re-measures the shipped runs).
+
+Recipe: add a model family to the study
+---------------------------------------
+1. Register the architecture as a family of :mod:`cratelib.models.registry` (it needs the
+   ``forward_features`` API; :func:`cratelib.trace.trace` must record its map).
+2. Add one :class:`~cratelib.models.catalogue.StudyEntry` to
+   :data:`cratelib.models.catalogue.CATALOGUE` (family, label, colour, Table 2 row, primary layer).
+3. ``python -m cratelib train-study --only <name> --seed 0`` trains it with the study's recipe, and
+   ``python -m cratelib study`` measures it beside the others, by the same protocol and rule.
+
+``tests/test_recipes.py`` follows both recipes with a toy measure and a toy family.
 """
-
-from cratelib.eval.attention import cls_attention, cls_attention_from_qk, dino_display, model_cls_attention
-from cratelib.eval.coco_eval import detections_for_image, evaluate_detections
-from cratelib.eval.crf import densecrf, refine_mask
-from cratelib.eval.extract import (
-    Extracted,
-    FeatureCache,
-    concat_heads,
-    extract,
-    layer_features,
-    layer_maps,
-    load_model,
-    model_img_size,
-)
-from cratelib.eval.localisation import MapScores, layerwise_scores, score_maps
-from cratelib.eval.maskcut import MaskCutResult, maskcut
-from cratelib.eval.maskcut_eval import APResult, MaskCutRun, evaluate_maskcut, layerwise_maskcut, maskcut_ap, run_maskcut
-from cratelib.eval.metrics import (
-    best_head_iou,
-    best_head_miou,
-    confusion_matrix,
-    iou,
-    miou_from_confusion,
-    roc_auc,
-)
-from cratelib.eval.ncut import second_eigenvector
-from cratelib.eval.pca import foreground_mask, layerwise_pca, pca_foreground, pca_grey_rgb
-from cratelib.eval.segmentation import CoarseSegResult, coarse_segmentation, layerwise_miou, score_image
-from cratelib.eval.sources import Sample, coco_samples, embedded_root, folder_samples, voc_samples
-from cratelib.eval.threshold import mass_mask, threshold_maps, top_entries_mask
-
-__all__ = [
-    "APResult",
-    "CoarseSegResult",
-    "Extracted",
-    "FeatureCache",
-    "MapScores",
-    "MaskCutResult",
-    "MaskCutRun",
-    "Sample",
-    "best_head_iou",
-    "best_head_miou",
-    "cls_attention",
-    "cls_attention_from_qk",
-    "coarse_segmentation",
-    "coco_samples",
-    "concat_heads",
-    "confusion_matrix",
-    "densecrf",
-    "detections_for_image",
-    "dino_display",
-    "embedded_root",
-    "evaluate_detections",
-    "evaluate_maskcut",
-    "extract",
-    "folder_samples",
-    "foreground_mask",
-    "iou",
-    "layer_features",
-    "layer_maps",
-    "layerwise_maskcut",
-    "layerwise_miou",
-    "layerwise_pca",
-    "layerwise_scores",
-    "load_model",
-    "mass_mask",
-    "maskcut",
-    "maskcut_ap",
-    "miou_from_confusion",
-    "model_cls_attention",
-    "model_img_size",
-    "pca_foreground",
-    "pca_grey_rgb",
-    "refine_mask",
-    "roc_auc",
-    "run_maskcut",
-    "score_image",
-    "score_maps",
-    "second_eigenvector",
-    "threshold_maps",
-    "top_entries_mask",
-    "voc_samples",
-]

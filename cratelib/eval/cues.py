@@ -11,7 +11,7 @@ score per patch from each cue (:func:`cue_maps`):
 * ``edge_energy``: mean gradient magnitude (central differences of the brightness) in the patch.
 
 :func:`audit` scores each cue exactly as the emergence study scores a model's attention map
-(:func:`cratelib.eval.localisation.map_auc`): per image, the ROC AUC of the patch scores against
+(:func:`cratelib.eval.scoring.score_maps`): per image, the ROC AUC of the patch scores against
 the main object's patches - patches that touch it (``rule="any"``) or lie at least half on it
 (``rule="half"``) - beside random scores (about 0.5). A cue near 0.5 knows nothing; near 1 it gives
 the object away. ``python -m cratelib data audit`` prints the table.
@@ -24,13 +24,11 @@ import numpy as np
 import torch
 
 from cratelib.data import SyntheticData
-from cratelib.eval.localisation import map_auc, object_fraction
+from cratelib.eval.scoring import RULES, Targets, score_maps
 
-__all__ = ["CUES", "RULES", "cue_maps", "audit", "format_audit"]
+__all__ = ["CUES", "cue_maps", "audit", "format_audit"]
 
 CUES = ("brightness", "saturation", "colour_distance", "edge_energy")
-# Object patches: any object pixel, or at least half of the patch on the object.
-RULES: dict[str, float] = {"any": 1e-9, "half": 0.5}
 
 
 def _pool(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -98,10 +96,10 @@ def audit(data: SyntheticData, patch: int = 8, rule: str = "any", threshold: flo
     maps = cue_maps(data.images, patch)
     grid = tuple(maps["brightness"].shape[-2:])
     maps["random"] = torch.rand(len(data), *grid, generator=torch.Generator().manual_seed(seed))
-    fraction = object_fraction(list(data.instance_map == 1), grid)
+    targets = Targets.from_masks(list(data.instance_map == 1), grid)
     out = {}
     for name, score in maps.items():
-        auc = map_auc(score[:, None], fraction, RULES[rule])[:, 0].numpy()  # (J,): one "head"
+        auc = score_maps(score[None, :, None], targets, measures=[f"auc_{rule}"])[f"auc_{rule}"][0, :, 0]  # (J,)
         out[name] = {"mean": float(np.nanmean(auc)), "above": float(np.nanmean(auc > threshold)),
                      "unsigned": float(np.nanmean(np.maximum(auc, 1 - auc))), "auc": auc}
     return out

@@ -2,7 +2,8 @@
 
 On data with exact object masks (the embedded shapes), every map can be scored against the truth
 without looking at it. All measures keep the image and head axes, so that any mean, best head or
-paired comparison (:mod:`cratelib.eval.stats`) is taken afterwards, on the same numbers:
+paired comparison (:mod:`cratelib.eval.stats`) is taken afterwards, on the same numbers; the one
+scorer that applies them to a stack of maps is :func:`cratelib.eval.scoring.score_maps`:
 
 * :func:`object_fraction`, :func:`patch_kinds` - each patch's share of object pixels, and the split
   of the patches into background, outline and interior;
@@ -11,8 +12,6 @@ paired comparison (:mod:`cratelib.eval.stats`) is taken afterwards, on the same 
   choice of head);
 * :func:`best_head_ious`, :func:`uniform_ious` - IoU of DINO's 60 %-mass set with the object, for
   the best head of each image (eq. 13 with the mass threshold), and what a flat map scores;
-* :func:`score_maps` / :class:`MapScores` - all of them for every layer of a stack of maps, with
-  the paper's eq. 14 beside them; :func:`layerwise_scores` - the same from a model and images;
 * :func:`head_measures`, :func:`class_head_means` - what each head of one layer looks at (Fig. 7's
   "semantic heads", measured), and its mean per class;
 * :func:`map_overlap`, :func:`mass_coverage` - how much two maps share, and how many patches a
@@ -24,16 +23,13 @@ bool arrays at image resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from cratelib.eval.attention import upsample_maps
-from cratelib.eval.extract import FeatureCache, layer_maps
 from cratelib.eval.metrics import best_head_iou, roc_auc
-from cratelib.eval.segmentation import coarse_segmentation
 from cratelib.eval.threshold import mass_mask
 
 __all__ = [
@@ -43,9 +39,6 @@ __all__ = [
     "map_auc",
     "best_head_ious",
     "uniform_ious",
-    "MapScores",
-    "score_maps",
-    "layerwise_scores",
     "head_measures",
     "class_head_means",
     "map_overlap",
@@ -138,69 +131,6 @@ def uniform_ious(truths: Sequence[np.ndarray]) -> np.ndarray:
     them is singled out, and the honest binarisation is the whole image. Its IoU with the object
     is the object's share of the image."""
     return np.asarray([float(np.asarray(t, bool).mean()) for t in truths])
-
-
-@dataclass
-class MapScores:
-    """Per layer ``l``, image ``j`` and head ``k`` (``(L, J, K)``) or per layer and image
-    (``(L, J)``):
-
-    Attributes:
-        on: ``(L, J, K)`` share of each head's attention on object pixels (chapter 7).
-        auc: ``(L, J, K)`` ROC AUC of each head's map against the object patches (:func:`map_auc`).
-        mass_iou: ``(L, J)`` IoU of the best head's 60 %-mass set with the object (DINO's display).
-        best_head: ``(L, J)`` which head that is.
-        miou: ``(L, J)`` the paper's eq. 14 (each map's top 60 % entries, best head per class,
-            mean over the image's classes); ``nan`` where no labels were given.
-    """
-
-    on: np.ndarray
-    auc: np.ndarray
-    mass_iou: np.ndarray
-    best_head: np.ndarray
-    miou: np.ndarray
-
-    def per_image(self, measure: str) -> np.ndarray:
-        """``(L, J)``: one measure per layer and image (the head-resolved ones averaged over heads)."""
-        values = getattr(self, measure)
-        return values.mean(-1) if values.ndim == 3 else values
-
-    def mean(self, measure: str) -> np.ndarray:
-        """``(L,)``: the mean over images (and heads) of one measure."""
-        return np.nanmean(self.per_image(measure), axis=1)
-
-
-def score_maps(maps: torch.Tensor, truths: Sequence[np.ndarray], labels: Sequence[np.ndarray] | None = None,
-               mass: float = 0.6) -> MapScores:
-    """Every localisation measure of every layer of ``maps``.
-
-    Args:
-        maps: ``(L, J, K, h, w)`` CLS maps (:func:`cratelib.eval.extract.layer_maps`).
-        truths: J ``(H, W)`` bool masks of each image's object.
-        labels: J ``(H, W)`` semantic label maps (0 background) for eq. 14 (``None``: skip it).
-        mass: the mass of DINO's sets.
-    """
-    L = maps.shape[0]
-    frac = object_fraction(truths, tuple(maps.shape[-2:]))
-    best = [best_head_ious(maps[l], truths, mass) for l in range(L)]
-    if labels is None:
-        miou = np.full((L, maps.shape[1]), np.nan)
-    else:
-        seg = coarse_segmentation(maps, [np.asarray(x, np.int64) for x in labels])
-        miou = np.stack([seg.per_image[l] for l in range(L)])
-    return MapScores(on=attention_on(maps, frac).numpy(), auc=map_auc(maps, frac).numpy(),
-                     mass_iou=np.stack([b[0] for b in best]), best_head=np.stack([b[1] for b in best]),
-                     miou=miou)
-
-
-def layerwise_scores(model: torch.nn.Module, images: Sequence[np.ndarray], truths: Sequence[np.ndarray],
-                     labels: Sequence[np.ndarray] | None = None, layers: Sequence[int] | None = None,
-                     img_size: int | None = None, scale: float | None = None, device: str | torch.device = "cpu",
-                     cache: FeatureCache | None = None) -> MapScores:
-    """:func:`score_maps` of a model's CLS maps of ``layers`` (default: all; index ``i`` of the
-    result is ``layers[i]``) at ``img_size`` (default: the model's own)."""
-    maps = layer_maps(model, images, layers, img_size, scale, device, cache)
-    return score_maps(maps, truths, labels)
 
 
 def _centroid_offsets(maps: torch.Tensor, truths: Sequence[np.ndarray], fraction: torch.Tensor

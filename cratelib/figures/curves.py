@@ -129,7 +129,7 @@ def plot_layer_epoch(values: np.ndarray, epochs: Sequence[int], label: str, titl
 def seed_curves(rows: Sequence[dict], measure: str, x: str = "layer", stages: Sequence[str] = ("final",),
                 primary_only: bool = False) -> dict[str, dict[int, dict[float, float]]]:
     """``{model: {seed: {x: value}}}`` of ``measure`` from the study's rows
-    (:attr:`cratelib.eval.emergence.StudyResult.rows`), for the models' checkpoints at ``stages``
+    (:attr:`cratelib.eval.study.protocol.StudyResult.rows`), for the models' checkpoints at ``stages``
     (baselines are left out; rows without a finite value of the measure too).
 
     Args:

@@ -1,4 +1,4 @@
-"""Figures of the emergence study (:mod:`cratelib.eval.emergence`): drawn from its rows and maps.
+"""Figures of the emergence study (:mod:`cratelib.eval.study`): drawn from its rows and maps.
 
 * :func:`plot_study_panels` - measures over the layers, one panel per (measure, stage), one curve
   per model (mean over seeds, the seeds' range shaded), the best pixel cue and random maps as
@@ -17,6 +17,7 @@ import torch
 from scipy.stats import rankdata
 
 from cratelib.eval.attention import upsample_maps
+from cratelib.eval.study.verdicts import best_pixel_cue
 from cratelib.figures.curves import plot_seed_curves, seed_curves
 from cratelib.figures.style import COLORS, contour, finish, styled
 
@@ -26,10 +27,11 @@ __all__ = ["percentile_maps", "plot_study_panels", "plot_study_maps"]
 def _baseline_lines(rows: Sequence[dict], measure: str) -> dict[str, float]:
     """The best pixel cue and random maps on ``measure`` (where the baselines have it), as
     reference lines: ``label -> value``."""
-    cues = {r["name"]: r[measure] for r in rows if r["stage"] == "baseline" and np.isfinite(r.get(measure, np.nan))}
-    best = max((n for n in cues if n != "random"), key=cues.get, default=None)
-    lines = {f"best pixel cue ({best})": cues[best]} if best is not None else {}
-    return lines | ({"random maps": cues["random"]} if "random" in cues else {})
+    best, value = best_pixel_cue(rows, measure)
+    lines = {f"best pixel cue ({best})": value} if best is not None else {}
+    random = [r[measure] for r in rows if r["stage"] == "baseline" and r["name"] == "random"
+              and np.isfinite(r.get(measure, np.nan))]
+    return lines | ({"random maps": random[0]} if random else {})
 
 
 @styled
@@ -38,7 +40,7 @@ def plot_study_panels(rows: Sequence[dict], panels: Sequence[tuple[str, str, str
                       by_measure: Mapping[str, Mapping[str, float]] | None = None, ylabel: str = "", cols: int = 2,
                       title: str = ""):
     """The study's measures over the layers, one panel per ``(measure, stage, panel title)`` of
-    ``panels``: every model of ``rows`` (:attr:`cratelib.eval.emergence.StudyResult.rows`) as the
+    ``panels``: every model of ``rows`` (:attr:`cratelib.eval.study.protocol.StudyResult.rows`) as the
     mean over its seeds, the seeds' range shaded and each seed a thin line
     (:func:`cratelib.figures.curves.plot_seed_curves`), in the same colour in every panel; the best
     pixel cue and random maps where the measure has them, each of ``references`` (label -> value,

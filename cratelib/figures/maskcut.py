@@ -226,7 +226,7 @@ def plot_seed_values(rows: Sequence[dict], measure: str = "maskcut_ap50",
     (the mean over seeds), every seed's value as a dot on its bar.
 
     Args:
-        rows: :attr:`cratelib.eval.emergence.StudyResult.rows` (only rows with ``primary`` true and
+        rows: :attr:`cratelib.eval.study.protocol.StudyResult.rows` (only rows with ``primary`` true and
             a finite ``measure`` are drawn; baselines, ``stage == "baseline"``, are not).
         measure: the key to draw.
         stages: the stages to draw, in this order within each group (a stage a model lacks is

@@ -4,7 +4,7 @@ Every run is :func:`study_config` ``(model, seed)``: the recipe with only the ar
 seed changed. Runs live in ``data/study/runs/<model>-s<seed>/`` and are committed with their
 resumable ``last.pt`` while they train, so a run can be stopped and resumed on another machine:
 ``python -m cratelib train-study --only crate --seed 0`` continues it where it stopped, and
-``python -m cratelib study`` measures the finished runs (:mod:`cratelib.eval.emergence`).
+``python -m cratelib study`` measures the finished runs (:mod:`cratelib.eval.study`).
 
 The seed sets the initialisation and the batch order; the fresh training images of epoch ``e``
 depend only on the data config and ``e``, so every model and seed sees the same image stream
@@ -18,48 +18,29 @@ from typing import Mapping, Sequence
 
 import torch
 
+from cratelib.models.catalogue import CATALOGUE, entry, label, run_name, split_run_name
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file, zoo_record
 
-__all__ = ["STUDY_MODELS", "PRIMARY", "STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "run_name", "split_run_name", "train_command", "study_checkpoints",
-           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "train_study", "export_study"]
+__all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "train_command", "study_checkpoints",
+           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "not_trained_note", "train_study",
+           "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
 STUDY_ZOO = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "study"  # the finished, shipped runs
-# The protocol's measurements of the shipped checkpoints (cratelib.eval.emergence.run_study's cache,
+# The protocol's measurements of the shipped checkpoints (cratelib.eval.study.protocol.run_study's cache,
 # keyed by weights, images and protocol version), so that the book reads them instead of remeasuring.
 STUDY_MEASUREMENTS = Path(__file__).resolve().parents[2] / "data" / "study" / "measurements"
 
-# name -> overrides of the recipe (architecture only; sizes as the recipe: dim 96, 4 heads, depth 6).
-STUDY_MODELS: dict[str, dict] = {
-    "crate": {},
-    "vit-cls": {"model": "vit_nano_patch8"},  # the book's ViT: the classifier reads [CLS]
-    "vit-gap": {"model": "vit_nano_patch8", "model_args.pool": "mean"},  # official ViT baseline
-    "crate-mlp": {"model": "crate_mlp_nano_patch8"},
-    "crate-mhsa": {"model": "crate_mhsa_nano_patch8"},
-    "crate-sth": {"model": "crate_sth_nano_patch8"},
-}
-PRIMARY = ("crate", "vit-cls", "vit-gap")  # >= 3 seeds each; the ablations 1+
 RECIPE_IMG_SIZE = 64  # the recipe's resolution: 64 px at patch 8, an 8x8 grid
-
-
-def run_name(model: str, seed: int) -> str:
-    return f"{model}-s{seed}"
 
 
 def train_command(model: str, seed: int, img_size: int = RECIPE_IMG_SIZE) -> str:
     """The command line that trains (or resumes) run ``(model, seed)`` at ``img_size``."""
     size = f" --img-size {img_size}" if img_size != RECIPE_IMG_SIZE else ""
     return f"python -m cratelib train-study{size} --only {model} --seed {seed}"
-
-
-def split_run_name(run: str) -> tuple[str, int] | None:
-    """Inverse of :func:`run_name`: ``(model, seed)``, or ``None`` for a name that is not a study
-    model's run."""
-    name, _, seed = run.rpartition("-s")
-    return (name, int(seed)) if name in STUDY_MODELS and seed.isdigit() else None
 
 
 def _validated_epochs(folder: Path) -> list[dict]:
@@ -88,13 +69,13 @@ def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
 
 
 def study_config(model: str, seed: int = 0, img_size: int = RECIPE_IMG_SIZE, **overrides) -> TrainConfig:
-    """The recipe for ``model`` (a key of :data:`STUDY_MODELS`) and ``seed``, at ``img_size`` (the
-    recipe's 64 px, or e.g. 128 px for a 16x16 grid: its runs go to :func:`study_folders`)."""
-    if model not in STUDY_MODELS:
-        raise ValueError(f"unknown study model {model!r}; known: {', '.join(STUDY_MODELS)}")
+    """The recipe for ``model`` (a key of :data:`cratelib.models.catalogue.CATALOGUE`: only the
+    architecture changes) and ``seed``, at ``img_size`` (the recipe's 64 px, or e.g. 128 px for a
+    16x16 grid: its runs go to :func:`study_folders`)."""
+    architecture = {"model": entry(model).model, **entry(model).overrides}
     if img_size % 8:
         raise ValueError(f"img_size must be a multiple of the patch size 8, got {img_size}")
-    return load_config("study", {**STUDY_MODELS[model], "seed": seed, "name": run_name(model, seed),
+    return load_config("study", {**architecture, "seed": seed, "name": run_name(model, seed),
                                  "img_size": img_size, "out_dir": str(study_folders(img_size)[0]), **overrides})
 
 
@@ -137,7 +118,7 @@ def _runs(folder: Path) -> list[tuple[str, int, dict, int, Path | None]]:
         else:
             record = json.loads(path.read_text())
             found.append((name, seed, record["train_config"], record["epochs"], None))
-    order = {name: i for i, name in enumerate(STUDY_MODELS)}
+    order = {name: i for i, name in enumerate(CATALOGUE)}
     return sorted(found, key=lambda r: (order[r[0]], r[1]))
 
 
@@ -198,7 +179,7 @@ def latest_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> dict
     for c in found:
         if c["seed"] == seed:
             latest.setdefault(c["name"], c)
-    return {n: latest[n] for n in STUDY_MODELS if n in latest}
+    return {n: latest[n] for n in CATALOGUE if n in latest}
 
 
 def progress_label(checkpoint: Mapping) -> str:
@@ -245,6 +226,20 @@ def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> li
     return out
 
 
+def not_trained_note(missing: Mapping[str, int | None], epochs: int) -> str:
+    """Markdown: the study models without a shipped run, each with the command that trains it and,
+    where a partial run folder exists, how far it got (``missing``: name -> epochs done or None)."""
+    if not missing:
+        return "Every model of the study has at least one shipped run."
+    parts = []
+    for name, done in missing.items():
+        where = f", a partial run stopped after epoch {done} of {epochs} resumes with it" if done else ""
+        parts.append(f"{label(name)} (`{train_command(name, 0)}`{where})")
+    return ("**Not trained yet:** " + "; ".join(parts) + ". Each run is the study's recipe with only the "
+            "model changed; once its checkpoint is shipped to `data/checkpoints/study/`, this chapter "
+            "measures it with the others.")
+
+
 def _in_repository(path: Path) -> str:
     """``path`` relative to the repository's root where it lies inside it (a shipped record names no
     machine's folders), else as it is."""
@@ -277,7 +272,7 @@ def train_study(models: Sequence[str] | None = None, seeds: Sequence[int] = (0,)
     history record."""
     runs, zoo = study_folders(img_size)
     out = []
-    for model in models or list(STUDY_MODELS):
+    for model in models or list(CATALOGUE):
         for seed in seeds:
             result = train(study_config(model, seed, img_size), resume=True, **kwargs)
             out.append({"run": run_name(model, seed), **(result.history[-1] if result.history else {})})

@@ -1,4 +1,4 @@
-"""The emergence study's protocol: per-image AUC, head chosen on the selection set, baselines,
+"""The emergence study (cratelib.eval.study): per-image AUC, head chosen on the selection set, baselines,
 the decision rule, and the whole protocol on CRATE and on a timm ViT."""
 from __future__ import annotations
 
@@ -9,15 +9,19 @@ import torch
 
 import cratelib
 from cratelib.data import SyntheticConfig, generate
-from cratelib.eval import emergence as em
 from cratelib.eval.localisation import object_fraction
+from cratelib.eval.scoring import summary_row
+from cratelib.eval.study import protocol as P
+from cratelib.eval.study import verdicts as V
+from cratelib.eval.study.verdicts import verdict_lines
+from cratelib.models.catalogue import primary_layer
 
 DATA = dict(version=4, image_size=32, fill="texture", texture_correlation=1.0)
 
 
 @pytest.fixture(scope="module")
-def sets() -> em.ProbeSets:
-    return em.ProbeSets(generate(SyntheticConfig(12, split="val", seed=5, **DATA)),
+def sets() -> P.ProbeSets:
+    return P.ProbeSets(generate(SyntheticConfig(12, split="val", seed=5, **DATA)),
                         generate(SyntheticConfig(12, split="test", seed=5, **DATA)))
 
 
@@ -34,20 +38,20 @@ def _planted(data, heads: int, good: int, seed: int) -> torch.Tensor:
 def test_the_head_is_chosen_on_the_selection_set_and_scored_on_the_measurement_set(sets):
     select = _planted(sets.select, 3, good=2, seed=0)
     measure = _planted(sets.measure, 3, good=0, seed=1)  # the good head differs on the measured images
-    scores = em.score_maps_on(measure, select, sets, [0])
-    assert scores.head("half").tolist() == [2]  # chosen where it was good: never per image
-    assert np.nanmean(scores.auc["half"][0, :, 0]) == pytest.approx(1.0)
-    assert np.nanmean(scores.chosen("half")) < 0.8  # head 2 is noise on the measured images
-    assert scores.chosen("half").shape == scores.head_mean("any").shape == (1, 12)
-    row = em.summary_row(scores, 0)
+    scores = P.score_on_sets(measure, select, sets, [0])
+    assert scores.head("auc_half").tolist() == [2]  # chosen where it was good: never per image
+    assert np.nanmean(scores["auc_half"][0, :, 0]) == pytest.approx(1.0)
+    assert np.nanmean(scores.chosen("auc_half")) < 0.8  # head 2 is noise on the measured images
+    assert scores.chosen("auc_half").shape == scores.head_mean("auc_any").shape == (1, 12)
+    row = summary_row(scores, 0)
     assert row["head"] == 3 and row["layer"] == 1  # numbered from 1
     # An object-shaped map puts more of its attention on the object than a flat map would.
-    assert scores.on_main[0, :, 0].mean() > em.flat_shares(sets.measure)["on_main"]
+    assert scores["on_main"][0, :, 0].mean() > P.flat_shares(sets.measure)["on_main"]
 
 
 def test_pixel_cues_and_random_maps_score_near_chance_on_the_study_data(sets):
-    for name, scores in em.baseline_scores(sets, (4, 4), heads=4).items():
-        assert 0.3 < em.summary_row(scores, 0)["auc_half"] < 0.7, name
+    for name, scores in P.baseline_scores(sets, (4, 4), heads=4).items():
+        assert 0.3 < summary_row(scores, 0)["auc_half"] < 0.7, name
 
 
 @pytest.mark.parametrize("a, b, real", [
@@ -57,16 +61,16 @@ def test_pixel_cues_and_random_maps_score_near_chance_on_the_study_data(sets):
     ([0.54, 0.55, 0.56], [0.40, 0.41, 0.40], False),  # B does not beat the best pixel cue (0.5)
 ])
 def test_verdict_states_the_decision_rule(a, b, real):
-    v = em.verdict(a, b, best_pixel=0.5)
+    v = V.verdict(a, b, best_pixel=0.5)
     assert v["real"] is real and v["seeds"] == 3
     assert v["difference"] == pytest.approx(np.mean(np.subtract(a, b)))
 
 
 def test_one_seed_never_decides():
-    v = em.verdict([0.9], [0.5], best_pixel=0.5)
+    v = V.verdict([0.9], [0.5], best_pixel=0.5)
     assert not v["real"] and np.isnan(v["spread"])
     with pytest.raises(ValueError, match="one value per seed"):
-        em.verdict([0.9, 0.8], [0.5], best_pixel=0.5)
+        V.verdict([0.9, 0.8], [0.5], best_pixel=0.5)
 
 
 @pytest.mark.parametrize("make", [
@@ -75,24 +79,24 @@ def test_one_seed_never_decides():
 ], ids=["crate", "timm-vit"])
 def test_the_whole_protocol_runs_on_crate_and_on_a_timm_vit(make, sets, tmp_path):
     model = make().eval()
-    scores = em.score_model(model, sets)
+    scores = P.score_model(model, sets)
     L = len(scores.layers)
-    assert L == 2 and scores.pca_auc.shape == (L, 12)
-    heads = scores.auc["half"].shape[-1]
-    assert scores.auc["any"].shape == (L, 12, heads) and scores.select_auc["half"].shape == (L, 12, heads)
-    row = em.summary_row(scores, -1)
+    assert L == 2 and scores["pca_auc"].shape == (L, 12)
+    heads = scores["auc_half"].shape[-1]
+    assert scores["auc_any"].shape == (L, 12, heads) and scores.select["auc_half"].shape == (L, 12, heads)
+    row = summary_row(scores, -1)
     assert row["layer"] == L and 1 <= row["head"] <= heads
     assert 0 <= row["auc_half"] <= 1 and 0 <= row["on_main"] <= 1
-    assert 0 <= em.maskcut_ap50(model, sets.measure, tmp_path / "coco", -1) <= 100
+    assert 0 <= P.maskcut_ap50(model, sets.measure, tmp_path / "coco", -1) <= 100
 
 
 def test_primary_layers_are_named_before_the_runs():
-    assert em.primary_layer("crate") == em.primary_layer("crate-mlp") == -2
-    assert em.primary_layer("vit-cls") == em.primary_layer("vit-gap") == -1
+    assert primary_layer("crate") == primary_layer("crate-mlp") == -2
+    assert primary_layer("vit-cls") == primary_layer("vit-gap") == -1
 
 
 def test_without_a_pixel_baseline_nothing_is_called_real():
-    v = em.verdict([0.80, 0.82, 0.81], [0.60, 0.61, 0.63], best_pixel=float("nan"))
+    v = V.verdict([0.80, 0.82, 0.81], [0.60, 0.61, 0.63], best_pixel=float("nan"))
     assert v["same_sign"] and v["beyond_spread"] and v["beat_pixels"] is None and not v["real"]
 
 
@@ -105,39 +109,37 @@ def _study_rows(sets, good: dict[tuple[str, int], int]):
         select = _planted(sets.select, 3, good=0, seed=seed + 10)
         if n_good == 0:  # no object-shaped head at all
             maps, select = torch.rand_like(maps), torch.rand_like(select)
-        s = scores[(name, seed, "final")] = em.score_maps_on(maps, select, sets, [0])
-        rows.append({"name": name, "seed": seed, "stage": "final", "primary": True, **em.summary_row(s, 0)})
-    for name, s in em.baseline_scores(sets, (4, 4), heads=3).items():
-        rows.append({"name": name, "seed": -1, "stage": "baseline", "primary": True, **em.summary_row(s, 0)})
+        s = scores[(name, seed, "final")] = P.score_on_sets(maps, select, sets, [0])
+        rows.append({"name": name, "seed": seed, "stage": "final", "primary": True, **summary_row(s, 0)})
+    for name, s in P.baseline_scores(sets, (4, 4), heads=3).items():
+        rows.append({"name": name, "seed": -1, "stage": "baseline", "primary": True, **summary_row(s, 0)})
     return rows, scores
 
 
 def test_verdicts_and_seed_summaries_on_any_measure(sets):
     rows, scores = _study_rows(sets, {("crate", 0): 1, ("crate", 1): 1, ("vit-cls", 0): 0, ("vit-cls", 1): 0})
     for measure in ("auc_half", "mass_iou", "pca_auc", "on_main"):
-        (v,) = em.study_verdicts(rows, scores, measure=measure, pairs=[("crate", "vit-cls")])
+        (v,) = V.study_verdicts(rows, scores, measure=measure, pairs=[("crate", "vit-cls")])
         assert v["measure"] == measure and v["seeds"] == 2 and len(v["per_seed"]) == 2
-    (v,) = em.study_verdicts(rows, scores, pairs=[("crate", "vit-cls")])
+    (v,) = V.study_verdicts(rows, scores, pairs=[("crate", "vit-cls")])
     assert v["difference"] > 0.3 and v["same_sign"] and v["beat_pixels"] is False  # random heads lose to pixels
     per_seed = v["per_seed"][0]
     assert per_seed["difference"] == pytest.approx(
         np.nanmean(scores[("crate", 0, "final")].chosen()[0] - scores[("vit-cls", 0, "final")].chosen()[0]))
-    (v,) = em.study_verdicts(rows, scores, measure="pca_auc", pairs=[("crate", "vit-cls")])
+    (v,) = V.study_verdicts(rows, scores, measure="pca_auc", pairs=[("crate", "vit-cls")])
     assert np.isnan(v["best_pixel"]) and v["beat_pixels"] is None and not v["real"]  # nan: not measured
-    summary = em.seed_summary(rows, "auc_half")
+    summary = V.seed_summary(rows, "auc_half")
     assert [r["name"] for r in summary][:2] == ["crate", "vit-cls"] and summary[0]["seeds"] == 2
     crate = [r["auc_half"] for r in rows if r["name"] == "crate"]
     assert summary[0]["mean"] == pytest.approx(np.mean(crate)) and summary[0]["spread"] == pytest.approx(np.std(crate, ddof=1))
     assert {r["name"] for r in summary if r["seeds"] == 0} == {"brightness", "saturation", "colour_distance",
                                                                 "edge_energy", "random"}
-    assert [r["name"] for r in em.seed_summary(rows, "pca_auc")] == []  # planted maps have no PCA
-    assert list(em.summary_by_name(rows, "auc_half", trained_only=True)) == ["crate", "vit-cls"]
-    assert em.summary_by_name(rows, "auc_half")["random"]["mean"] == summary[-1]["mean"]  # baselines kept
+    assert [r["name"] for r in V.seed_summary(rows, "pca_auc")] == []  # planted maps have no PCA
+    assert list(V.summary_by_name(rows, "auc_half", trained_only=True)) == ["crate", "vit-cls"]
+    assert V.summary_by_name(rows, "auc_half")["random"]["mean"] == summary[-1]["mean"]  # baselines kept
 
 
 def test_verdict_lines_name_what_is_missing():
-    from cratelib.figures.tables import verdict_lines
-
     base = {"stage": "final", "a": "crate", "b": "vit-cls", "measure": "auc_half", "best_pixel": 0.59,
             "difference": 0.04, "spread": float("nan"), "seeds": 1}
     one = verdict_lines([{**base, "same_sign": True, "beyond_spread": False, "beat_pixels": True, "real": False}])

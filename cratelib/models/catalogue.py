@@ -1,0 +1,97 @@
+"""The catalogue of the book's study models: one entry per model that the emergence study trains,
+measures, draws and names, read by training (:mod:`cratelib.train.study`), measurement
+(:mod:`cratelib.eval.study`), figures and chapters alike.
+
+Every entry is a family of the registry (:data:`cratelib.models.registry.FAMILIES`) plus the few
+settings that make it a study model (the ViT's pooling), with how the book names and draws it, the
+row of the paper's Table 2 it is read against, and the map the protocol measures.
+
+**Adding a model family to the study** is one entry here (a registered family, its label, colour
+and map); ``train-study --only <name>`` then trains it with the study's recipe and
+``python -m cratelib study`` measures it with the others.
+
+Layer indices are 0-based everywhere in the code (negative counts from the last block); tables and
+figures show them 1-based.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["StudyEntry", "CATALOGUE", "PRIMARY_MODELS", "entry", "label", "primary_layer", "run_name", "split_run_name"]
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """One model of the study.
+
+    Attributes:
+        name: the study's name of the model (run folders ``<name>-s<seed>``).
+        family: its registry family (the nano size at patch 8 is trained).
+        overrides: recipe settings beyond the family (``"model_args.pool"``...).
+        label: how tables and figures name it.
+        attn, block: its two sub-blocks, as the paper names them.
+        paper_row: key of :data:`cratelib.eval.reference.TABLE2_ABLATION` it is read against (None:
+            not in Table 2).
+        color: its colour in every figure.
+        primary_from_end: the pre-named layer, counted from the last block (1: the last, 2: the
+            penultimate); the paper measures CRATE and its variants at the penultimate layer
+            (Figs. 13-14) and a ViT at its last.
+    """
+
+    name: str
+    family: str
+    label: str
+    attn: str
+    block: str
+    paper_row: str | None
+    color: str
+    primary_from_end: int = 2
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The registered model name the study trains (the book's CPU size, patch 8)."""
+        return f"{self.family}_nano_patch8"
+
+
+CATALOGUE: dict[str, StudyEntry] = {e.name: e for e in (
+    StudyEntry("crate", "crate", "CRATE", "MSSA", "ISTA", "CRATE (MSSA+ISTA)", "tab:blue"),
+    StudyEntry("vit-cls", "vit", "ViT-CLS", "MHSA", "MLP", "ViT (MHSA+MLP)", "tab:red", primary_from_end=1),
+    StudyEntry("vit-gap", "vit", "ViT-GAP", "MHSA", "MLP", "ViT (MHSA+MLP)", "tab:brown", primary_from_end=1,
+               overrides={"model_args.pool": "mean"}),  # the official ViT baseline's pooling
+    StudyEntry("crate-mlp", "crate_mlp", "CRATE-MLP", "MSSA", "MLP", "CRATE-MLP (MSSA+MLP)", "tab:green"),
+    StudyEntry("crate-mhsa", "crate_mhsa", "CRATE-MHSA", "MHSA", "ISTA", "CRATE-MHSA (MHSA+ISTA)", "tab:purple"),
+    StudyEntry("crate-sth", "crate_sth", "CRATE-sth", "MSSA", "ISTA, soft threshold", None, "tab:orange"),
+)}
+PRIMARY_MODELS = ("crate", "vit-cls", "vit-gap")  # the study's primary comparison (>= 3 seeds each)
+
+
+def entry(name: str) -> StudyEntry:
+    """The catalogue entry of study model ``name``."""
+    if name not in CATALOGUE:
+        raise ValueError(f"unknown study model {name!r}; known: {', '.join(CATALOGUE)}")
+    return CATALOGUE[name]
+
+
+def label(name: str) -> str:
+    """How tables and figures name study model ``name`` (other names, e.g. a pixel cue, as they are)."""
+    return CATALOGUE[name].label if name in CATALOGUE else name
+
+
+def primary_layer(name: str, depth: int | None = None) -> int:
+    """The pre-named layer of study model ``name``: 0-based when ``depth`` is given, else counted
+    from the end (``-1`` the last block, ``-2`` the penultimate)."""
+    back = entry(name).primary_from_end
+    return -back if depth is None else depth - back
+
+
+def run_name(model: str, seed: int) -> str:
+    """The name of study model ``model``'s run with training ``seed``: ``<model>-s<seed>``."""
+    return f"{model}-s{seed}"
+
+
+def split_run_name(run: str) -> tuple[str, int] | None:
+    """Inverse of :func:`run_name`: ``(model, seed)``, or ``None`` for a name that is not a study
+    model's run."""
+    name, _, seed = run.rpartition("-s")
+    return (name, int(seed)) if name in CATALOGUE and seed.isdigit() else None
