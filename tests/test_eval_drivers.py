@@ -9,7 +9,6 @@ import torch
 from cratelib import create_model
 from cratelib.data import SyntheticConfig, generate
 from cratelib.eval import classify
-from cratelib.eval.compare import compare_models, training_snapshots
 from cratelib.eval.extract import FeatureCache, extract, layer_features, layer_maps, model_img_size, to_model_input
 from cratelib.eval.noise import add_gaussian_noise, noise_sweep
 from cratelib.eval.pca import layerwise_pca
@@ -103,27 +102,6 @@ def test_held_out_samples_match_the_coco_export(data, tmp_path):
         np.testing.assert_array_equal(s.labels, sem)
         np.testing.assert_array_equal(s.image, image)
     assert {a["image_id"] for a in coco["annotations"]} == {s.image_id for s in samples}
-
-
-def test_compare_models_rows_and_training_snapshots(coco_gt):
-    torch.manual_seed(0)
-    tiny = create_model("crate_nano_patch8", img_size=32, num_classes=3).eval()
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-    labels = np.zeros((32, 32), np.int64)
-    labels[8:24, 8:24] = 1
-    voc = [Sample(image, 1, "a", labels)]
-    gt = coco_gt({1: [labels.astype(bool)]})
-    rows = compare_models({"a": tiny, "b": tiny}, voc=voc, coco=voc, coco_gt=gt)
-    assert [r["model"] for r in rows] == ["a", "b"]
-    assert {k: v for k, v in rows[0].items() if k != "model"} == {k: v for k, v in rows[1].items() if k != "model"}
-    assert set(rows[0]) == {"model", "voc mIoU", "det AP50", "det AP75", "det AP", "seg AP50", "seg AP75", "seg AP"}
-    assert 0 <= rows[0]["voc mIoU"] <= 100 and 0 <= rows[0]["det AP"] <= 100
-    with pytest.raises(ValueError, match="coco_gt"):
-        compare_models({"a": tiny}, coco=voc)
-    snap_rows, pca = training_snapshots({"init": tiny}, voc, gt)
-    assert snap_rows[0]["model"] == "init" and snap_rows[0]["det AP"] == rows[0]["det AP"]
-    assert pca["init"][0].shape == (1, 4, 4) and pca["init"][1].shape == (1, 4, 4, 3)
 
 
 def test_layerwise_pca_is_pca_of_the_layer_features(model, data):

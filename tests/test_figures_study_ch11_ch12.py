@@ -1,5 +1,6 @@
 """The study helpers of chapters 11 and 12: across-seed curves (cratelib.figures.curves), per-head
-AUC (cratelib.figures.heads) and the study's ablation tables (cratelib.figures.ablations)."""
+AUC (cratelib.figures.heads), the catalogue (cratelib.models.catalogue) and the study's tables and
+notes (cratelib.eval.study.tables, .verdicts, cratelib.train.study)."""
 
 import matplotlib
 
@@ -10,10 +11,12 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cratelib.eval.reference import TABLE2_ABLATION  # noqa: E402
-from cratelib.figures import ablations as abl  # noqa: E402
+from cratelib.eval.study.tables import summary_rows, table2_rows  # noqa: E402
+from cratelib.eval.study.verdicts import accuracy_bar_note  # noqa: E402
 from cratelib.figures import curves, heads  # noqa: E402
 from cratelib.models.registry import FAMILIES  # noqa: E402
-from cratelib.train.study import STUDY_MODELS, study_config  # noqa: E402
+from cratelib.models.catalogue import CATALOGUE  # noqa: E402
+from cratelib.train.study import not_trained_note, study_config  # noqa: E402
 
 
 def _rows() -> list[dict]:
@@ -76,38 +79,39 @@ def test_plot_head_auc_marks_the_chosen_head():
     plt.close(fig)
 
 
-def test_study_variants_match_the_study_models():
-    assert set(abl.STUDY_VARIANTS) == set(STUDY_MODELS)
-    for name, v in abl.STUDY_VARIANTS.items():
-        family = FAMILIES[study_config(name).model.rsplit("_nano", 1)[0]]
+def test_the_catalogue_names_each_study_model_by_its_registry_family():
+    for name, v in CATALOGUE.items():
+        assert study_config(name).model == f"{v.family}_nano_patch8" == v.model
+        family = FAMILIES[v.family]
         assert v.attn == family["attn"].upper()
         assert v.block.split(",")[0] == family["mlp"].split("_")[0].upper()
         assert v.paper_row is None or v.paper_row in TABLE2_ABLATION
-    assert abl.STUDY_VARIANTS["crate-sth"].paper_row is None
+    assert CATALOGUE["crate-sth"].paper_row is None
+    assert study_config("vit-gap").model_args["pool"] == "mean" and study_config("vit-cls").model_args.get("pool", "cls") == "cls"
 
 
 def test_study_summary_rows_give_mean_spread_and_seeds():
-    rows = abl.study_summary_rows(_rows(), {"auc_half": "AUC", "maskcut_ap50": "AP50"}, digits=2)
+    rows = summary_rows(_rows(), {"auc_half": "AUC", "maskcut_ap50": "AP50"}, digits=2)
     assert [r["model"] for r in rows] == ["CRATE", "ViT-CLS", "pixel cue: brightness", "random maps"]
     assert rows[0]["AUC"] == f"{np.mean([0.7, 0.71]):.2f} ± {np.std([0.7, 0.71], ddof=1):.2f} (2 seeds)"
     assert rows[0]["layer"] == "2"
     assert rows[1]["AUC"] == "0.80 (1 seed)" and rows[1]["AP50"] == "10.00 (1 seed)"
     assert rows[2]["AUC"] == "0.55" and rows[2]["AP50"] == "-"
-    assert abl.study_summary_rows(_rows(), {"auc_half": "AUC"}, names=["vit-cls"])[0]["model"] == "ViT-CLS"
-    mixed = abl.study_summary_rows(_rows(), {"auc_half": "AUC", "maskcut_ap50": "AP50"}, digits={"maskcut_ap50": 1})
+    assert summary_rows(_rows(), {"auc_half": "AUC"}, names=["vit-cls"])[0]["model"] == "ViT-CLS"
+    mixed = summary_rows(_rows(), {"auc_half": "AUC", "maskcut_ap50": "AP50"}, digits={"maskcut_ap50": 1})
     assert mixed[1]["AP50"] == "10.0 (1 seed)" and mixed[1]["AUC"] == "0.800 (1 seed)"
 
 
 def test_study_table2_rows_and_the_not_trained_note():
-    rows = abl.study_table2_rows({"crate": {"auc": 0.86, "ap50": 18.0, "seeds": 2}})
+    rows = table2_rows({"crate": {"auc": 0.86, "ap50": 18.0, "seeds": 2}})
     assert [r["model"] for r in rows] == ["CRATE", "CRATE-MLP", "CRATE-MHSA", "ViT-CLS", "ViT-GAP", "CRATE-sth"]
     assert rows[0]["paper VOC mIoU"] == 23.9 and rows[0]["ours: AUC"] == 0.86 and rows[0]["seeds"] == 2
     assert rows[3]["paper VOC mIoU"] == rows[4]["paper VOC mIoU"] == 14.1
     assert rows[1]["ours: AUC"] == "not trained yet" and np.isnan(rows[5]["paper det AP50"])
-    note = abl.not_trained_note({"crate-mlp": None, "crate-sth": 7}, 50)
+    note = not_trained_note({"crate-mlp": None, "crate-sth": 7}, 50)
     assert "`python -m cratelib train-study --only crate-mlp --seed 0`" in note
     assert "stopped after epoch 7 of 50" in note and "CRATE-sth" in note
-    assert "Every model" in abl.not_trained_note({}, 50)
+    assert "Every model" in not_trained_note({}, 50)
 
 
 def test_accuracy_bar_note_names_the_runs_below_the_bar():
@@ -115,9 +119,9 @@ def test_accuracy_bar_note_names_the_runs_below_the_bar():
         return {"held_out": {"acc": acc}, "history": [{"epoch": e + 1, "val_acc": v} for e, v in enumerate(curve)]}
     crate = [0.5, 0.7, 0.82, 0.85] + [0.86] * 10
     slow = [0.5, 0.6, 0.7, 0.75] + [0.79] * 5 + [0.8, 0.805, 0.81, 0.815, 0.82]
-    note = abl.accuracy_bar_note({"crate-s0": record(0.88, crate), "crate-s1": record(0.87, crate[1:] + [0.87]),
+    note = accuracy_bar_note({"crate-s0": record(0.88, crate), "crate-s1": record(0.87, crate[1:] + [0.87]),
                                   "crate-sth-s0": record(0.818, slow)})
     assert "CRATE-sth seed 0 reaches 81.8 % held-out" in note and "first reached 80% at epoch 10" in note
     assert "(CRATE: epoch 2-3)" in note and "+7.0 points over its last ten epochs" in note
     assert "CRATE seed" not in note  # the runs above the bar are not listed
-    assert abl.accuracy_bar_note({"crate-s0": record(0.88, crate)}) == "Every shipped run reaches the study's 85% held-out accuracy."
+    assert accuracy_bar_note({"crate-s0": record(0.88, crate)}) == "Every shipped run reaches the study's 85% held-out accuracy."

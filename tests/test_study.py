@@ -7,8 +7,9 @@ import pytest
 
 from cratelib.cli import main
 from cratelib.train import train
-from cratelib.train.study import (STUDY_MODELS, STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
-                                  progress_checkpoints, progress_label, run_name, run_progress, split_run_name, study_checkpoints,
+from cratelib.models.catalogue import CATALOGUE, run_name, split_run_name
+from cratelib.train.study import (STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
+                                  progress_checkpoints, progress_label, run_progress, study_checkpoints,
                                   study_config, train_command)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
@@ -18,7 +19,7 @@ TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, 
 
 def test_every_study_model_shares_the_recipe_but_its_architecture():
     base = study_config("crate").to_dict()
-    for name in STUDY_MODELS:
+    for name in CATALOGUE:
         c = study_config(name, seed=2).to_dict()
         assert c["seed"] == 2 and c["name"] == f"{name}-s2"
         differ = {k for k in c if c[k] != base[k]} - {"seed", "name"}
@@ -54,7 +55,7 @@ def test_study_checkpoints_lists_finished_runs_in_the_models_order(runs):
 
 
 def test_run_names_split_back_into_model_and_seed():
-    for name in STUDY_MODELS:
+    for name in CATALOGUE:
         assert split_run_name(run_name(name, 12)) == (name, 12)
     assert split_run_name("resnet-s0") is None and split_run_name("crate-sx") is None
 
@@ -122,7 +123,7 @@ def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
     assert main(["study", "--checkpoints", str(runs / "runs"), "--images", "8", "--no-maskcut", "--stage", "final",
                  "--stage", "init", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "final: crate - vit-cls on auc_half" in printed and "not established" in printed  # one seed
+    assert "**final**, crate minus vit-cls on auc_half" in printed and "not established" in printed  # one seed
     data = json.loads((out / "study.json").read_text())
     primary = [r for r in data["rows"] if r["primary"]]
     assert {(r["name"], r["stage"], r["layer"]) for r in primary if r["stage"] != "baseline"} == {
@@ -137,7 +138,7 @@ def test_cli_study_writes_one_table_and_the_figures(runs, capsys):
 
 
 def test_measure_study_dates_every_row_and_refuses_mixed_data(runs):
-    from cratelib.eval.emergence import measure_study
+    from cratelib.eval.study.protocol import measure_study
 
     found = study_checkpoints(runs / "runs", stages=["final", "init"])
     result, sets = measure_study(found, num_images=8, pca=False)
@@ -172,7 +173,7 @@ def test_cached_measurements_equal_fresh_ones_and_follow_the_weights(runs, tmp_p
     import numpy as np
     import torch
 
-    from cratelib.eval.emergence import measure_study
+    from cratelib.eval.study.protocol import measure_study
 
     found = study_checkpoints(runs / "runs", stages=["final", "init"])
     fresh, _ = measure_study(found, num_images=8, pca=True)
@@ -191,7 +192,7 @@ def test_cached_measurements_equal_fresh_ones_and_follow_the_weights(runs, tmp_p
             [p["difference"] for v in fresh.verdicts for p in v["per_seed"]], abs=1e-6)
         for key, s in fresh.scores.items():
             np.testing.assert_allclose(result.scores[key].chosen(), s.chosen(), atol=1e-6)
-            np.testing.assert_allclose(result.scores[key].pca_auc, s.pca_auc, atol=1e-6)
+            np.testing.assert_allclose(result.scores[key]["pca_auc"], s["pca_auc"], atol=1e-6)
             torch.testing.assert_close(result.maps[key], fresh.maps[key])
     # other images or other options are other entries; so are other weights
     measure_study(found[:1], num_images=4, pca=True, cache_dir=cache)
@@ -213,7 +214,7 @@ def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(t
     import torch
 
     from cratelib.checkpoint import load_checkpoint
-    from cratelib.eval.emergence import StudyModel, measure_checkpoint, measurement_path, probe_sets
+    from cratelib.eval.study.protocol import StudyModel, measure_checkpoint, measurement_path, probe_sets
     from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, epoch_stages
 
     found = study_checkpoints(STUDY_ZOO, ["final", "equal_acc", "init", *epoch_stages()])
@@ -228,8 +229,9 @@ def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(t
     shipped = torch.load(path, weights_only=True)
     fresh = measure_checkpoint(m, sets, pca=True, maskcut_folder=tmp_path / "coco", num_maps=6)
     assert _nan_free(shipped["rows"]) == _nan_free(fresh.rows)
-    np.testing.assert_allclose(shipped["auc"]["half"].numpy(), fresh.scores.auc["half"], atol=1e-6)
-    np.testing.assert_allclose(shipped["pca_auc"].numpy(), fresh.scores.pca_auc, atol=1e-6)
+    for measure in fresh.scores.values:
+        np.testing.assert_allclose(shipped["values"][measure].numpy(), fresh.scores[measure], atol=1e-6)
+    np.testing.assert_allclose(shipped["select"]["auc_half"].numpy(), fresh.scores.select["auc_half"], atol=1e-6)
 
 
 def test_a_finer_grid_is_the_same_recipe_in_its_own_folders():

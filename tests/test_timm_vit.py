@@ -16,7 +16,7 @@ import torch  # noqa: E402
 import cratelib  # noqa: E402
 from cratelib.data import SyntheticConfig, generate  # noqa: E402
 from cratelib.eval import baselines, classify, localisation  # noqa: E402
-from cratelib.eval.compare import compare_models, training_snapshots  # noqa: E402
+from cratelib.eval.scoring import Targets, score_maps  # noqa: E402
 from cratelib.eval.extract import layer_features, layer_maps, model_img_size  # noqa: E402
 from cratelib.eval.maskcut import maskcut, upsample_mask  # noqa: E402
 from cratelib.eval.maskcut_eval import layerwise_maskcut  # noqa: E402
@@ -24,7 +24,7 @@ from cratelib.eval.noise import noise_sweep  # noqa: E402
 from cratelib.eval.pca import layerwise_pca, pca_by_group, pca_grey_rgb  # noqa: E402
 from cratelib.eval.segmentation import coarse_segmentation, layerwise_miou  # noqa: E402
 from cratelib.eval.sources import held_out_samples  # noqa: E402
-from cratelib.figures import ablations, attention, curves, heads, maskcut as mc, pca_maps, segmentation  # noqa: E402
+from cratelib.figures import attention, curves, heads, maskcut as mc, pca_maps, segmentation  # noqa: E402
 from cratelib.train import TrainConfig, data_source  # noqa: E402
 
 SIZE, CLASSES = 32, 3
@@ -74,9 +74,9 @@ def test_maps_features_and_localisation(model, data):
     torch.testing.assert_close(maps.sum((-2, -1)), torch.ones(3, 4, heads_), atol=1e-5, rtol=0)
     feats, grid = layer_features(model, images, layers=[-1])
     assert grid == (4, 4) and feats.shape[:3] == (1, 4, 16)
-    scores = localisation.layerwise_scores(model, images, truths, list(data.semantic))
-    assert scores.on.shape == scores.auc.shape == (3, 4, heads_) and scores.miou.shape == (3, 4)
-    assert np.isfinite(scores.mean("auc")).all() and (scores.mean("on") > 0).all()
+    scores = score_maps(maps, Targets.from_masks(truths, (4, 4), labels=list(data.semantic)))
+    assert scores["on_main"].shape == scores["auc_half"].shape == (3, 4, heads_) and scores["miou"].shape == (3, 4)
+    assert np.isfinite(np.nanmean(scores["auc_half"], (1, 2))).all() and (scores["on_main"].mean((1, 2)) > 0).all()
     measures = localisation.head_measures(maps[-1], truths)
     assert measures["object"].shape == (4, heads_)
 
@@ -89,11 +89,6 @@ def test_segmentation_maskcut_pca_drivers(model, data, held_out):
     assert det.run.patch_masks[0].shape == (3, 4, 4) and 0 <= det.ap["no_crf"]["det AP50"] <= 100
     pca = layerwise_pca(model, list(data.images), layers=[0])
     assert pca[0][0].shape == (4, 4, 4) and pca[0][1].shape == (4, 4, 4, 3)
-    rows = compare_models({"m": model}, voc=samples, coco=samples, coco_gt=gt)
-    assert rows[0]["det AP50"] == pytest.approx(
-        layerwise_maskcut(model, samples, gt, layers=[-1])[-1].ap["no_crf"]["det AP50"])
-    snap_rows, snap_pca = training_snapshots({"m": model}, samples, gt)
-    assert snap_rows[0]["det AP"] == rows[0]["det AP"] and snap_pca["m"][0].shape == (4, 4, 4)
 
 
 def test_noise_predictions_and_probes(model, data):
@@ -122,7 +117,6 @@ def test_every_figure_helper_draws_the_models_maps_and_features(model, data):
         lambda: attention.plot_layers_heads(images[0], maps[:, 0], truth=truths[0]),
         lambda: attention.plot_map_detail(images[0], maps[-1, 0, 0], truth=truths[0]),
         lambda: attention.plot_dino_display(images, maps[-1, :, 0], truths=truths),
-        lambda: ablations.plot_model_maps(images, {"m": maps[-1, :, 0]}, truths=truths),
         lambda: segmentation.plot_head_masks(images[:2], maps[-1, :2], list(data.semantic[:2])),
         lambda: curves.plot_layerwise({"m": coarse_segmentation(maps, list(data.semantic)).miou}, "mIoU"),
         lambda: pca_maps.plot_pca_layers(images, torch.stack([pca_by_group(f, grid)[0] for f in feats]), truths),

@@ -18,7 +18,7 @@ name, so nothing else changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -161,6 +161,12 @@ class Scores:
         return (self.head_mean(measure) if heads else self.chosen(measure))[index]
 
 
+def _stored(values: np.ndarray) -> np.ndarray:
+    """Measures are kept in float32, the precision they are cached in, so that a measurement read
+    back from the cache and a fresh one give the same numbers."""
+    return np.asarray(values, np.float32)
+
+
 def score_maps(maps: torch.Tensor, targets: Targets, layers: Sequence[int] | None = None,
                select_maps: torch.Tensor | None = None, select_targets: Targets | None = None,
                measures: Sequence[str] | None = None) -> Scores:
@@ -183,12 +189,18 @@ def score_maps(maps: torch.Tensor, targets: Targets, layers: Sequence[int] | Non
     if unknown:
         raise ValueError(f"unknown measures {unknown}; known: {list(MEASURES)}")
     names = list(measures or MEASURES)
-    values = {n: v for n in names if (v := MEASURES[n].fn(maps, targets)) is not None}
+    values = {n: _stored(v) for n in names if (v := MEASURES[n].fn(maps, targets)) is not None}
     select = {}
     if select_maps is not None:
-        select = {n: MEASURES[n].fn(select_maps, select_targets) for n in names
+        select = {n: _stored(MEASURES[n].fn(select_maps, select_targets)) for n in names
                   if MEASURES[n].own_head and n in values}
     return Scores(list(range(len(maps))) if layers is None else list(layers), values, select)
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean over images without ``nan``: summed in float64 (the same number whatever the
+    array's layout), reported at the float32 precision of the measures themselves."""
+    return float(np.float32(np.nanmean(np.asarray(values, np.float64))))
 
 
 def summary_row(scores: Scores, layer: int, columns: Sequence[str] | None = None) -> dict:
@@ -203,7 +215,7 @@ def summary_row(scores: Scores, layer: int, columns: Sequence[str] | None = None
         if name not in scores.values:
             row[name] = float("nan")
             continue
-        row[name] = float(np.nanmean(scores.chosen(name)[i]))
+        row[name] = _mean(scores.chosen(name)[i])
         if name in MEASURES and MEASURES[name].own_head:
-            row[f"{name}_heads"] = float(np.nanmean(scores.head_mean(name)[i]))
+            row[f"{name}_heads"] = _mean(scores.head_mean(name)[i])
     return row

@@ -79,10 +79,15 @@ def label(name: str) -> str:
 
 
 def primary_layer(name: str, depth: int | None = None) -> int:
-    """The pre-named layer of study model ``name``: 0-based when ``depth`` is given, else counted
-    from the end (``-1`` the last block, ``-2`` the penultimate)."""
-    back = entry(name).primary_from_end
-    return -back if depth is None else depth - back
+    """The pre-named layer of study model ``name`` (or of a model of a catalogued registry family,
+    e.g. ``"vit"`` or ``"crate-mlp"``): 0-based when ``depth`` is given, else counted from the end
+    (``-1`` the last block, ``-2`` the penultimate)."""
+    family = name.replace("-", "_")
+    found = CATALOGUE.get(name) or next((e for e in CATALOGUE.values() if e.family == family), None)
+    if found is None:
+        raise ValueError(f"no primary layer for {name!r}: neither a study model ({', '.join(CATALOGUE)}) nor a "
+                         f"model of their families")
+    return -found.primary_from_end if depth is None else depth - found.primary_from_end
 
 
 def run_name(model: str, seed: int) -> str:

@@ -22,20 +22,20 @@ from cratelib.eval.metrics import roc_auc
 from cratelib.eval.pca import pca_by_group
 from cratelib.eval.scoring import HEAD_MEASURE, RULES, Scores, Targets, score_maps, summary_row
 from cratelib.eval.sources import held_out_samples
-from cratelib.eval.study.record import CheckpointMeasure, cached_measurement, measurement_path
+from cratelib.eval.study.record import CheckpointMeasure, cache_path, cached_measurement
 from cratelib.eval.study.verdicts import study_verdicts
 from cratelib.models.catalogue import primary_layer
 from cratelib.trace import num_layers
 
 __all__ = ["PROTOCOL_VERSION", "COLUMNS", "ProbeSets", "probe_sets", "score_on_sets", "pca_aucs", "score_model",
-           "baseline_scores", "maskcut_ap50", "flat_shares", "StudyModel", "measure_checkpoint",
+           "baseline_scores", "maskcut_ap50", "flat_shares", "StudyModel", "measure_checkpoint", "measurement_path",
            "StudyResult", "run_study", "measure_study"]
 
 # Bump when a measure's definition or the probe sets change: it keys the measurement cache, so a
 # cached measurement is never read back under a protocol it was not made with.
 PROTOCOL_VERSION = 1
 # The columns of the study's rows, in order (the map measures, then the feature measure).
-COLUMNS = ("auc_half", "auc_any", "on_main", "on_distractors", "mass_iou", "pca_auc")
+COLUMNS = ("auc_any", "auc_half", "on_main", "on_distractors", "mass_iou", "pca_auc")
 MAP_MEASURES = COLUMNS[:-1]
 
 
@@ -90,7 +90,7 @@ def score_model(model: torch.nn.Module, sets: ProbeSets, pca: bool = True, devic
     scores = score_on_sets(maps, select, sets, layers)
     if pca:
         feats, grid = layer_features(model, list(sets.measure.images), layers, device=device, batch_size=batch_size)
-        scores.values["pca_auc"] = np.stack([pca_aucs(f, grid, sets.measure) for f in feats])
+        scores.values["pca_auc"] = np.stack([pca_aucs(f, grid, sets.measure) for f in feats]).astype(np.float32)
     return scores
 
 
@@ -170,6 +170,14 @@ class StudyResult:
         return [r for r in self.rows if r["primary"]]
 
 
+def measurement_path(m: StudyModel, sets: ProbeSets, pca: bool, maskcut: bool, num_maps: int,
+                     cache_dir: str | Path) -> Path:
+    """Where the measurement of ``m`` is cached: keyed by the weights, both probe sets' data configs,
+    the options and :data:`PROTOCOL_VERSION`."""
+    return cache_path(m.name, m.seed, m.stage, m.model, sets.select.config.cache_key(), sets.measure.config.cache_key(),
+                      PROTOCOL_VERSION, cache_dir, pca=pca, maskcut=maskcut, num_maps=num_maps)
+
+
 def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, maskcut_folder: str | Path | None = None,
               num_maps: int = 6, device: str | torch.device = "cpu", cache_dir: str | Path | None = None
               ) -> StudyResult:
@@ -185,7 +193,7 @@ def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, m
         device: where the models run.
         cache_dir: read each checkpoint's measurement from here when it was made with the same
             weights, images, options and protocol version
-            (:func:`cratelib.eval.study.record.measurement_path`), else
+            (:func:`measurement_path`), else
             measure it and write it there atomically (``None``: always measure, write nothing).
     """
     rows, scores, maps = [], {}, {}
@@ -194,9 +202,7 @@ def run_study(models: Sequence[StudyModel], sets: ProbeSets, pca: bool = True, m
         if cache_dir is None:
             result = measure()
         else:
-            path = measurement_path(m.name, m.seed, m.stage, m.model, sets.select.config.cache_key(),
-                                    sets.measure.config.cache_key(), PROTOCOL_VERSION, cache_dir, pca=pca,
-                                    maskcut=maskcut_folder is not None, num_maps=num_maps)
+            path = measurement_path(m, sets, pca, maskcut_folder is not None, num_maps, cache_dir)
             result = cached_measurement(path, measure)
         rows += result.rows
         key = (m.name, m.seed, m.stage)

@@ -17,7 +17,7 @@ import torch
 from cratelib.eval.cache import cache_key, cached, state_dict_sha256
 from cratelib.eval.scoring import Scores
 
-__all__ = ["CheckpointMeasure", "measurement_path", "cached_measurement"]
+__all__ = ["CheckpointMeasure", "cache_path", "cached_measurement"]
 
 
 @dataclass
@@ -39,12 +39,12 @@ def _to_entry(measure: CheckpointMeasure) -> dict:
 
 
 def _from_entry(entry: dict) -> CheckpointMeasure:
-    arrays = lambda d: {k: v.double().numpy() for k, v in d.items()}
+    arrays = lambda d: {k: v.numpy() for k, v in d.items()}
     return CheckpointMeasure(list(entry["rows"]), Scores(list(entry["layers"]), arrays(entry["values"]),
                                                          arrays(entry["select"])), entry["maps"])
 
 
-def measurement_path(name: str, seed: int, stage: str, model: torch.nn.Module, select_key: str, measure_key: str,
+def cache_path(name: str, seed: int, stage: str, model: torch.nn.Module, select_key: str, measure_key: str,
                      protocol: int, cache_dir: str | Path, **options) -> Path:
     """Where the measurement of checkpoint ``(name, seed, stage)`` is cached: keyed by its weights,
     the probe sets' data-config keys, the ``protocol`` version and the measuring ``options``."""

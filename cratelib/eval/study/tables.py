@@ -64,10 +64,12 @@ def table2_rows(ours: Mapping[str, Mapping[str, float]], names: Sequence[str] | 
         ours: name -> ``{"auc", "ap50", "seeds"}``: the primary measure and MaskCut's AP50
             (percent) at the primary layer, means over ``seeds`` seeds; a model absent here is
             marked "not trained yet".
-        names: the models, in row order (default: the whole catalogue).
+        names: the models, in row order (default: the whole catalogue in Table 2's order, the
+            models outside it last).
     """
+    order = list(TABLE2_ABLATION)
     rows = []
-    for n in names or CATALOGUE:
+    for n in names or sorted(CATALOGUE, key=lambda n: order.index(p) if (p := CATALOGUE[n].paper_row) else len(order)):
         e = CATALOGUE[n]
         paper = TABLE2_ABLATION.get(e.paper_row, (float("nan"),) * 4)
         mine = ours.get(n)
