@@ -112,6 +112,7 @@ def _study(args: argparse.Namespace) -> int:
     import io
 
     from cratelib.eval.study.protocol import measure_study
+    from cratelib.eval.study.tables import study_panels
     from cratelib.eval.study.verdicts import verdict_lines
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
@@ -144,7 +145,7 @@ def _study(args: argparse.Namespace) -> int:
     print(table)
     print(verdict_lines(result.verdicts))
     for stage in sorted({r["stage"] for r in result.rows if r["stage"] != "baseline"}):
-        fig = plot_study_panels(result.rows, [("auc_half", stage, stage)], ylabel="AUC of the chosen head")
+        fig = plot_study_panels(study_panels(result.rows, [("auc_half", stage, stage)]), ylabel="AUC of the chosen head")
         atomic_write(out / f"layers_{stage}.png", lambda f: fig.savefig(f, format="png", dpi=100))
     finals = {f"{n} s{s}": m for (n, s, st), m in result.maps.items() if st == "final"}
     if finals:

@@ -12,7 +12,7 @@ from cratelib.eval import classify
 from cratelib.eval.extract import FeatureCache, extract, layer_features, layer_maps, model_img_size, to_model_input
 from cratelib.eval.noise import add_gaussian_noise, noise_sweep
 from cratelib.eval.pca import layerwise_pca
-from cratelib.eval.sources import Sample, held_out_samples
+from cratelib.eval.sources import held_out_samples
 
 
 @pytest.fixture(scope="module")

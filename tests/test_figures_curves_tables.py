@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from cratelib.eval.localisation import KINDS, head_summary, kind_shares  # noqa: E402
 from cratelib.figures import curves, heads  # noqa: E402
 from cratelib.figures.tables import format_table  # noqa: E402
 
@@ -34,15 +35,17 @@ def test_layer_curves_and_layer_epoch():
 def test_head_rows_number_heads_from_one():
     m = {"object": np.array([[0.2, 0.8], [0.4, 0.6]]), "dy": np.array([[0.1, -0.1], [0.1, -0.3]]),
          "best": np.array([[0.0, 1.0], [1.0, 0.0]])}
-    rows = heads.head_rows(m, "M", keys=("object", "dy"))
+    rows = head_summary(m, "M", keys=("object", "dy"))
     assert [r["head"] for r in rows] == ["M 1", "M 2"]
     assert rows[0]["object"] == "0.30 (0.10)" and rows[1]["dy"] == "-0.20 (0.10)"
     assert rows[0]["best head"] == "50%"
 
 
 def test_head_figures():
-    m = {"A": {k: np.random.default_rng(0).random((4, 2)) for k in ("object", *heads.KINDS, "iou", "best", "dy", "dx")}}
-    fig = heads.plot_head_measures(m, {"background": 0.6, "outline": 0.2, "interior": 0.2})
+    m = {"A": {k: np.random.default_rng(0).random((4, 2)) for k in ("object", *KINDS, "iou", "best", "dy", "dx")}}
+    shares = kind_shares(m["A"])
+    assert shares.shape == (2, 3) and np.allclose(shares[1], [m["A"][k][:, 1].mean() for k in KINDS])
+    fig = heads.plot_head_measures({"A": shares}, {"background": 0.6, "outline": 0.2, "interior": 0.2})
     assert len(fig.axes[0].patches) == 3 * 3  # uniform bar + 2 heads, three kinds each
     assert "head 1" in fig.axes[0].get_xticklabels()[1].get_text()
     fig = heads.plot_class_heads({"A": np.eye(3, 2)}, ["a", "b", "c"], "share")
@@ -59,7 +62,7 @@ def test_format_table():
 
 
 def test_mean_spread_says_how_many_seeds_a_number_rests_on():
-    from cratelib.figures.tables import mean_spread
+    from cratelib.eval.study.tables import mean_spread
 
     assert mean_spread({"mean": 0.8551, "spread": 0.0123, "seeds": 3}) == "0.855 ± 0.012 (3 seeds)"
     assert mean_spread({"mean": 0.8331, "spread": float("nan"), "seeds": 1}) == "0.833 (1 seed)"

@@ -1,4 +1,5 @@
-"""The emergence study's figures (cratelib.figures.emergence): measures over the layers, in panels."""
+"""The emergence study's figures (cratelib.figures.emergence): measures over the layers, in panels
+(cratelib.eval.study.tables.study_panels), and maps on their percentile scale."""
 from __future__ import annotations
 
 import matplotlib
@@ -8,6 +9,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from cratelib.eval.study.tables import study_panels  # noqa: E402
 from cratelib.figures import emergence as fe  # noqa: E402
 
 
@@ -28,8 +30,8 @@ def _rows():
 
 def test_plot_study_panels_draws_models_seeds_and_baselines_per_panel():
     rows = _rows()
-    fig = fe.plot_study_panels(rows, [("auc_half", "final", "after training"), ("auc_half", "init", "at init"),
-                                       ("pca_auc", "final", "PCA")], references={"pixels, PCA": 0.55}, cols=2)
+    fig = fe.plot_study_panels(study_panels(rows, [("auc_half", "final", "after training"), ("auc_half", "init", "at init"),
+                                                   ("pca_auc", "final", "PCA")], references={"pixels, PCA": 0.55}), cols=2)
     axes = fig.axes
     assert len(axes) == 4 and not axes[3].axison  # 2 x 2 grid, the fourth panel blank
     assert [ax.get_title() for ax in axes[:3]] == ["after training", "at init", "PCA"]
@@ -51,7 +53,7 @@ def test_plot_study_panels_draws_models_seeds_and_baselines_per_panel():
 
 def test_plot_study_panels_one_seed_has_no_shading_and_a_missing_model_is_skipped():
     rows = [r for r in _rows() if r["seed"] == 0 and not (r["name"] == "vit-cls" and r["stage"] == "init")]
-    fig = fe.plot_study_panels(rows, [("auc_half", "final", "a"), ("auc_half", "init", "b")])
+    fig = fe.plot_study_panels(study_panels(rows, [("auc_half", "final", "a"), ("auc_half", "init", "b")]))
     assert len(fig.axes) == 2
     assert not fig.axes[0].collections
     assert len([line for line in fig.axes[1].lines if line.get_marker() == "o"]) == 1  # crate only
@@ -61,16 +63,16 @@ def test_plot_study_panels_one_seed_has_no_shading_and_a_missing_model_is_skippe
 
 def test_plot_study_panels_adds_references_per_measure_and_skips_what_no_model_has():
     rows = _rows()
-    fig = fe.plot_study_panels(rows, [("auc_half", "final", "AUC"), ("pca_auc", "final", "PCA")], cols=2,
-                               by_measure={"auc_half": {"ceiling": 0.9}})
+    fig = fe.plot_study_panels(study_panels(rows, [("auc_half", "final", "AUC"), ("pca_auc", "final", "PCA")],
+                                            by_measure={"auc_half": {"ceiling": 0.9}}), cols=2)
     auc, pca = fig.axes
     assert [round(line.get_ydata()[0], 3) for line in auc.lines[-3:]] == [0.55, 0.5, 0.9]
     assert round(pca.lines[-1].get_ydata()[0], 3) != 0.9  # the ceiling is only in its measure's panel
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels.count("ceiling") == 1
     matplotlib.pyplot.close(fig)
-    fig = fe.plot_study_panels([dict(r, extra=1.0) if r["name"] == "crate" else r for r in rows],
-                               [("extra", "final", "only CRATE")])
+    fig = fe.plot_study_panels(study_panels([dict(r, extra=1.0) if r["name"] == "crate" else r for r in rows],
+                                            [("extra", "final", "only CRATE")]))
     assert [line.get_marker() for line in fig.axes[0].lines].count("o") == 1  # crate's mean; no baseline line
     assert len(fig.axes[0].lines) == 3  # crate's mean and its two seeds
     matplotlib.pyplot.close(fig)
@@ -79,7 +81,7 @@ def test_plot_study_panels_adds_references_per_measure_and_skips_what_no_model_h
 def test_percentile_maps_keep_the_order_the_auc_scores():
     import torch
 
-    from cratelib.eval.localisation import map_auc, object_fraction
+    from cratelib.eval.localisation import map_auc, object_fraction, percentile_maps
 
     g = torch.Generator().manual_seed(0)
     maps = torch.rand(5, 1, 6, 6, generator=g) ** 4  # (J, K, h, w), a few hot patches
@@ -88,16 +90,16 @@ def test_percentile_maps_keep_the_order_the_auc_scores():
     for j, t in enumerate(truths):
         t[4 + j:14 + j, 6:18] = True
     fraction = object_fraction(truths, (6, 6))
-    ranked = fe.percentile_maps(maps)
+    ranked = percentile_maps(maps)
     assert ranked.shape == maps.shape
     assert torch.allclose(ranked[1:].amin((-2, -1)), torch.zeros(4, 1))
     assert torch.allclose(ranked.amax((-2, -1)), torch.ones(5, 1))
     assert torch.allclose(ranked[0, 0, 0, :3], torch.full((3,), 1.0 / 35))  # mean of ranks 0, 1, 2 over 35
     assert torch.allclose(map_auc(ranked, fraction), map_auc(maps, fraction), atol=1e-12)
     assert not torch.allclose(ranked, maps / maps.amax((-2, -1), keepdim=True))
-    assert torch.equal(fe.percentile_maps(torch.ones(2, 1, 1)), torch.full((2, 1, 1), 0.5))
+    assert torch.equal(percentile_maps(torch.ones(2, 1, 1)), torch.full((2, 1, 1), 0.5))
     with pytest.raises(ValueError, match="h, w"):
-        fe.percentile_maps(torch.ones(4))
+        percentile_maps(torch.ones(4))
 
 
 def test_plot_study_maps_draws_a_row_per_model_on_either_scale():

@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cratelib.eval.reference import TABLE2_ABLATION  # noqa: E402
-from cratelib.eval.study.tables import summary_rows, table2_rows  # noqa: E402
+from cratelib.eval.stats import mean_std, seed_bands  # noqa: E402
+from cratelib.eval.study.tables import seed_curves, summary_rows, table2_rows  # noqa: E402
 from cratelib.eval.study.verdicts import accuracy_bar_note  # noqa: E402
 from cratelib.figures import curves, heads  # noqa: E402
 from cratelib.models.registry import FAMILIES  # noqa: E402
@@ -38,18 +39,18 @@ def _rows() -> list[dict]:
 
 def test_seed_curves_over_layers_and_epochs():
     rows = _rows()
-    by_layer = curves.seed_curves(rows, "auc_half", "layer", ["final"])
+    by_layer = seed_curves(rows, "auc_half", "layer", ["final"])
     assert set(by_layer) == {"crate", "vit-cls"} and set(by_layer["crate"]) == {0, 1}
     assert by_layer["crate"][1] == {1: 0.61, 2: 0.71, 3: 0.81}
-    by_epoch = curves.seed_curves(rows, "auc_half", "epoch", ["init", "final"], primary_only=True)
+    by_epoch = seed_curves(rows, "auc_half", "epoch", ["init", "final"], primary_only=True)
     assert by_epoch["crate"][0] == {0: 0.5, 50: 0.7} and by_epoch["vit-cls"][0] == {0: 0.5, 50: 0.8}
     # rows without a finite value are left out, baselines never appear
-    ap = curves.seed_curves(rows, "maskcut_ap50", "layer", ["final"])
+    ap = seed_curves(rows, "maskcut_ap50", "layer", ["final"])
     assert ap["crate"][1] == {2: 11.0} and "brightness" not in ap
 
 
 def test_plot_seed_curves_draws_mean_band_and_references():
-    fig = curves.plot_seed_curves(curves.seed_curves(_rows(), "auc_half"), "layer", "AUC",
+    fig = curves.plot_seed_curves(seed_bands(seed_curves(_rows(), "auc_half")), "layer", "AUC",
                                   references={"best pixel cue": 0.55, "random maps": 0.5})
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
@@ -59,7 +60,7 @@ def test_plot_seed_curves_draws_mean_band_and_references():
     np.testing.assert_allclose(mean, [0.605, 0.705, 0.805])
     assert len(ax.collections) == 1  # one band: only CRATE has two seeds
     plt.close(fig)
-    fig = curves.plot_seed_curves({"vit-cls, init": {0: {1: 0.5, 2: 0.5}}}, "layer", "AUC",
+    fig = curves.plot_seed_curves(seed_bands({"vit-cls, init": {0: {1: 0.5, 2: 0.5}}}), "layer", "AUC",
                                   colors={"vit-cls, init": "red"}, styles={"vit-cls, init": "--"})
     line = fig.axes[0].get_lines()[0]
     assert line.get_linestyle() == "--" and line.get_color() == "red"
@@ -70,7 +71,8 @@ def test_plot_head_auc_marks_the_chosen_head():
     rng = np.random.default_rng(0)
     per_head = {"crate s0": rng.uniform(0.4, 0.9, (20, 4)), "vit-cls s0": rng.uniform(0.4, 0.9, (20, 4))}
     per_head["crate s0"][0, 1] = np.nan  # an image without a defined AUC is ignored
-    fig = heads.plot_head_auc(per_head, {"crate s0": 1, "vit-cls s0": 3}, {"best pixel cue": 0.59})
+    fig = heads.plot_head_auc({k: mean_std(v) for k, v in per_head.items()}, {"crate s0": 1, "vit-cls s0": 3},
+                              {"best pixel cue": 0.59})
     ax = fig.axes[0]
     stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
     assert len(stars) == 2

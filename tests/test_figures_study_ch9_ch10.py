@@ -1,10 +1,12 @@
-"""Figures of the study in chapter 10: cratelib.figures.maskcut.plot_seed_values, drawn from rows
-shaped like StudyResult.rows."""
+"""Figures of the study in chapter 10: cratelib.figures.maskcut.plot_seed_values, drawn from the
+seed bands of rows shaped like StudyResult.rows."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+from cratelib.eval.stats import seed_bands  # noqa: E402
+from cratelib.eval.study.tables import seed_curves  # noqa: E402
 from cratelib.figures import maskcut as mc  # noqa: E402
 
 
@@ -24,7 +26,8 @@ def study_rows():
 
 
 def test_seed_values_bars_are_means_and_dots_are_seeds():
-    fig = mc.plot_seed_values(study_rows(), stages=("init", "final"), references={"raw pixels": 7.0})
+    bands = seed_bands(seed_curves(study_rows(), "maskcut_ap50", "stage", ("init", "final"), primary_only=True))
+    fig = mc.plot_seed_values(bands, stages=("init", "final"), references={"raw pixels": 7.0})
     ax = fig.axes[0]
     heights = sorted(round(p.get_height(), 6) for p in ax.patches)
     assert heights == [10.0, 10.0, 10.5, 10.5]  # vit-cls (one seed) and crate (mean of 10 and 11), two stages

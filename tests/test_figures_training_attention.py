@@ -14,7 +14,7 @@ from cratelib.eval.extract import layer_maps  # noqa: E402
 from cratelib.figures import attention as att  # noqa: E402
 from cratelib.figures import training  # noqa: E402
 from cratelib.train import load_config  # noqa: E402
-from cratelib.train.cost import training_compute  # noqa: E402
+from cratelib.train.cost import recipe_rows, training_compute  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_training_compute_scales_with_epochs_and_vit_is_larger():
 
 
 def test_recipe_rows_read_the_configs():
-    rows = training.recipe_rows({"paper": load_config("paper"), "cpu-demo": load_config("cpu-demo")})
+    rows = recipe_rows({"paper": load_config("paper"), "cpu-demo": load_config("cpu-demo")})
     by_label = {r["setting"]: r for r in rows}
     assert by_label["optimizer"]["paper"] == "Lion"
     assert by_label["learning rate"]["paper"] == "9.6e-05"

@@ -16,13 +16,15 @@ import torch  # noqa: E402
 import cratelib  # noqa: E402
 from cratelib.data import SyntheticConfig, generate  # noqa: E402
 from cratelib.eval import baselines, classify, localisation  # noqa: E402
-from cratelib.eval.scoring import Targets, score_maps  # noqa: E402
 from cratelib.eval.extract import layer_features, layer_maps, model_img_size  # noqa: E402
-from cratelib.eval.maskcut import maskcut, upsample_mask  # noqa: E402
+from cratelib.eval.maskcut import explain_cuts, maskcut, upsample_mask  # noqa: E402
 from cratelib.eval.maskcut_eval import layerwise_maskcut  # noqa: E402
+from cratelib.eval.metrics import best_match_ious  # noqa: E402
+from cratelib.eval.ncut import cut_graph  # noqa: E402
 from cratelib.eval.noise import noise_sweep  # noqa: E402
 from cratelib.eval.pca import layerwise_pca, pca_by_group, pca_grey_rgb  # noqa: E402
-from cratelib.eval.segmentation import coarse_segmentation, layerwise_miou  # noqa: E402
+from cratelib.eval.scoring import Targets, score_maps  # noqa: E402
+from cratelib.eval.segmentation import coarse_segmentation, head_mask_scores, layerwise_miou  # noqa: E402
 from cratelib.eval.sources import held_out_samples  # noqa: E402
 from cratelib.figures import attention, curves, heads, maskcut as mc, pca_maps, segmentation  # noqa: E402
 from cratelib.train import TrainConfig, data_source  # noqa: E402
@@ -117,17 +119,20 @@ def test_every_figure_helper_draws_the_models_maps_and_features(model, data):
         lambda: attention.plot_layers_heads(images[0], maps[:, 0], truth=truths[0]),
         lambda: attention.plot_map_detail(images[0], maps[-1, 0, 0], truth=truths[0]),
         lambda: attention.plot_dino_display(images, maps[-1, :, 0], truths=truths),
-        lambda: segmentation.plot_head_masks(images[:2], maps[-1, :2], list(data.semantic[:2])),
+        lambda: segmentation.plot_head_masks(images[:2], head_mask_scores(maps[-1, :2], list(data.semantic[:2])),
+                                             list(data.semantic[:2])),
         lambda: curves.plot_layerwise({"m": coarse_segmentation(maps, list(data.semantic)).miou}, "mIoU"),
         lambda: pca_maps.plot_pca_layers(images, torch.stack([pca_by_group(f, grid)[0] for f in feats]), truths),
         lambda: pca_maps.plot_pca_detail(images[0], pc1[0], fg[0], rgb[0], truth=truths[0]),
         lambda: pca_maps.plot_pca(images, rgb4, grey),
-        lambda: mc.plot_graph(images[0], feats[-1, 0], grid, truths=[truths[0]]),
-        lambda: mc.plot_cuts(images[0], result, truths=[truths[0]]),
-        lambda: mc.plot_maskcut_detail(images[0], result, [truths[0]]),
-        lambda: mc.plot_crf(images[0], [m for m in masks if m.any()] or [truths[0]], [None], [truths[0]]),
+        lambda: mc.plot_graph(images[0], cut_graph(feats[-1, 0]), grid, truths=[truths[0]]),
+        lambda: mc.plot_cuts(images[0], result, explain_cuts(result), truths=[truths[0]]),
+        lambda: mc.plot_maskcut_detail(images[0], result, explain_cuts(result)[0],
+                                       best_match_ious([m for m in masks if m.any()], [truths[0]]), [truths[0]]),
+        lambda: mc.plot_crf(images[0], [truths[0]], [None], [1.0], [], [truths[0]]),
         lambda: mc.plot_detections(images[:1], {"m": [masks]}, [[truths[0]]]),
-        lambda: heads.plot_head_measures({"m": measures}, {"background": 0.5, "outline": 0.3, "interior": 0.2}),
+        lambda: heads.plot_head_measures({"m": localisation.kind_shares(measures)},
+                                         {"background": 0.5, "outline": 0.3, "interior": 0.2}),
         lambda: heads.plot_class_heads({"m": localisation.class_head_means(measures["object"], data.labels, CLASSES)},
                                        ["a", "b", "c"], "on the object"),
     ]

@@ -76,7 +76,7 @@ def test_theory_figures_draw_the_experiments():
         theory.plot_coding_rate(toy.coding_rate_panels(N=64)),
         theory.plot_mssa_heads(*toy.head_attention(Z, U, head=1), labels, head=1),
         theory.plot_mssa_vs_exact(toy.mssa_step_reports(Z, U, eps_values=[0.5, 1.0]), [0.5, 1.0]),
-        theory.plot_ista(toy.ista_runs(Zs, D, steps=5), X),
+        theory.plot_ista(toy.ista_runs(Zs, D, steps=5), 0.5),
         theory.plot_thresholds(0.5),
         theory.plot_layer_statistics(layer_statistics(net, torch.randn(1, 3, 32, 32))),
     ]

@@ -15,7 +15,8 @@ scorer that applies them to a stack of maps is :func:`cratelib.eval.scoring.scor
 * :func:`head_measures`, :func:`class_head_means` - what each head of one layer looks at (Fig. 7's
   "semantic heads", measured), and its mean per class;
 * :func:`map_overlap`, :func:`mass_coverage` - how much two maps share, and how many patches a
-  mass set takes.
+  mass set takes;
+* :func:`percentile_maps` - each map on its own percentile scale, the patch order the AUC scores.
 
 Maps are ``(..., J, K, h, w)`` tensors (images, heads, patch grid); object masks are ``(H, W)``
 bool arrays at image resolution.
@@ -27,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from cratelib.eval.attention import upsample_maps
 from cratelib.eval.metrics import best_head_iou, roc_auc
@@ -40,9 +42,13 @@ __all__ = [
     "best_head_ious",
     "uniform_ious",
     "head_measures",
+    "KINDS",
+    "head_summary",
+    "kind_shares",
     "class_head_means",
     "map_overlap",
     "mass_coverage",
+    "percentile_maps",
 ]
 
 
@@ -194,6 +200,32 @@ def head_measures(maps: torch.Tensor, truths: Sequence[np.ndarray], mass: float 
     return out
 
 
+KINDS = ("background", "outline", "interior")  # the patch kinds of :func:`patch_kinds`
+
+
+def head_summary(measures: dict[str, np.ndarray], model: str = "",
+                 keys: Sequence[str] = ("object", "outline", "iou", "dy", "dx")) -> list[dict]:
+    """One row per head of :func:`head_measures` (a table for
+    :func:`cratelib.figures.tables.format_table`): ``mean (std)`` over the images of each measure
+    in ``keys`` (signed for the offsets ``dy``, ``dx``), and how often the head is the image's best."""
+    K = next(iter(measures.values())).shape[1]
+    rows = []
+    for k in range(K):
+        row = {"head": f"{model} {k + 1}".strip()}
+        for key in keys:
+            v = measures[key][:, k]
+            row[key] = f"{np.nanmean(v):{'+' if key in ('dy', 'dx') else ''}.2f} ({np.nanstd(v):.2f})"
+        row["best head"] = f"{measures['best'][:, k].mean():.0%}"
+        rows.append(row)
+    return rows
+
+
+def kind_shares(measures: dict[str, np.ndarray]) -> np.ndarray:
+    """``(K, 3)``: each head's mean share of attention on the :data:`KINDS` of patches, from
+    :func:`head_measures`."""
+    return np.stack([measures[kind].mean(0) for kind in KINDS], axis=1)
+
+
 def class_head_means(values: np.ndarray, labels: Sequence[int], num_classes: int) -> np.ndarray:
     """``(C, K)``: the mean of a ``(J, K)`` per-image, per-head measure over the images of each
     class (``nan`` for a class without images)."""
@@ -225,3 +257,19 @@ def mass_coverage(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
     """``(...)``: the share of the patches in each map's smallest set holding ``mass`` of its
     attention (DINO's display; small = a peaked map)."""
     return mass_mask(maps, mass).float().flatten(-2).mean(-1)
+
+
+def percentile_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Each ``(..., h, w)`` map replaced by the percentile of each patch within that map, in
+    ``[0, 1]`` (lowest patch 0, highest 1, ties share their mean rank; a one-patch map is 0.5).
+
+    The per-image AUC depends only on this order, so a map drawn on its percentile scale shows
+    what the AUC scores, where the map's own values let a few hot patches set the colour scale."""
+    if maps.dim() < 2:
+        raise ValueError(f"maps must be (..., h, w), got shape {tuple(maps.shape)}")
+    flat = maps.detach().float().cpu().reshape(*maps.shape[:-2], -1).numpy()
+    n = flat.shape[-1]
+    if n == 1:
+        return torch.full(maps.shape, 0.5)
+    ranks = (rankdata(flat, axis=-1) - 1.0) / (n - 1)
+    return torch.from_numpy(ranks).float().reshape(maps.shape)

@@ -123,6 +123,11 @@ def explain_cut(x: np.ndarray, corner_limit: int = 3) -> CutExplanation:
     return CutExplanation(positive, divmod(seed, w), side, corners, corners >= corner_limit, chosen is None, mask)
 
 
+def explain_cuts(result: "MaskCutResult", corner_limit: int = 3) -> list[CutExplanation]:
+    """:func:`explain_cut` of every cut of a :func:`maskcut` result, in order."""
+    return [explain_cut(x, corner_limit) for x in result.eigenvectors]
+
+
 def maskcut(
     features: torch.Tensor | np.ndarray,
     grid: tuple[int, int],

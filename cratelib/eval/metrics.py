@@ -42,6 +42,11 @@ def iou(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.logical_and(pred, target).sum() / union)
 
 
+def best_match_ious(masks: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> list[float]:
+    """Per mask, its IoU with the true mask it overlaps most (``nan`` when there are no truths)."""
+    return [max((iou(m, t) for t in truths), default=float("nan")) for m in masks]
+
+
 def best_head_iou(head_masks: np.ndarray, class_mask: np.ndarray) -> tuple[float, int]:
     """Eq. 13: ``max_k |S_m & A_k| / (|S_m| + |A_k| - |S_m & A_k|)``.
 

@@ -32,6 +32,7 @@ picks the fastest for a grid size, and :func:`time_solvers` measures them.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
@@ -65,6 +66,27 @@ def dense_affinity(
     """Dense affinity ``W`` ``(N, N)`` float64 on the features' device (see module doc)."""
     fn = _as_features(features)
     return _weights(fn @ fn.T, tau, eps, binary)
+
+
+@dataclass
+class CutGraph:
+    """The first cut's graph, for display: ``cos`` ``(N, N)`` cosine similarities of the patch
+    features, ``affinity`` ``(N, N)`` the thresholded ``W``, ``x`` ``(N,)`` the second generalised
+    eigenvector (the relaxed cut), ``eigenvalue`` its ``lambda_2`` and ``positive`` ``(N,)`` the
+    bipartition ``x > mean(x)``."""
+
+    cos: np.ndarray
+    affinity: np.ndarray
+    x: np.ndarray
+    eigenvalue: float
+    positive: np.ndarray
+
+
+def cut_graph(features: torch.Tensor | np.ndarray, tau: float = 0.15, eps: float = 1e-5) -> CutGraph:
+    """:class:`CutGraph` of ``(N, D)`` patch features (dense solver)."""
+    fn = _as_features(features)
+    x, lam = second_eigenvector(features, tau, eps, solver="dense")
+    return CutGraph((fn @ fn.T).cpu().numpy(), dense_affinity(features, tau, eps).cpu().numpy(), x, lam, x > x.mean())
 
 
 def sparse_affinity(

@@ -65,6 +65,34 @@ def head_masks(
     return upsample_maps(threshold_maps(maps, p, mode), size).numpy()
 
 
+@dataclass
+class HeadMasks:
+    """One image's heads binarised (eq. 13), for display: ``masks`` ``(K, H, W)`` bool at label
+    resolution, ``head_iou`` ``(K,)`` each head's eq. 13 IoU alone, ``best`` the head with the
+    highest (-1: none defined) and ``miou`` eq. 14 (per class the best head, mean over classes)."""
+
+    masks: np.ndarray
+    head_iou: np.ndarray
+    best: int
+    miou: float
+
+
+def head_mask_scores(maps: torch.Tensor, labels: np.ndarray | Sequence[np.ndarray], p: float = 0.6,
+                     mode: ThresholdMode = "top-entries") -> list[HeadMasks]:
+    """:class:`HeadMasks` of each image: ``maps`` ``(K, h, w)`` for one image with one ``(H, W)``
+    label map, or ``(J, K, h, w)`` with J of them."""
+    if maps.dim() == 3:
+        maps, labels = maps[None], [labels]
+    out = []
+    for m, lab in zip(maps, labels):
+        lab = np.asarray(lab)
+        masks = head_masks(m, lab.shape, p, mode)
+        per_head = np.array([best_head_miou(masks[k:k + 1], lab)[0] for k in range(len(masks))])
+        best = int(np.nanargmax(per_head)) if np.isfinite(per_head).any() else -1
+        out.append(HeadMasks(masks, per_head, best, best_head_miou(masks, lab)[0]))
+    return out
+
+
 def score_image(
     maps: torch.Tensor,
     labels: np.ndarray,

@@ -1,5 +1,5 @@
 """Statistics of per-image scores: means with standard errors, paired differences, the main
-effects of a 2x2 design, rank agreement, and summaries across seeds.
+effects of a 2x2 design, and summaries across seeds.
 
 Every evaluation of :mod:`cratelib.eval` returns per-image (per-layer, per-head) arrays, so two
 models scored on the same images can be compared image by image: the paired difference removes
@@ -10,11 +10,18 @@ are dropped, pairwise.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["mean_se", "paired", "compare", "factorial_effects", "effects_2x2", "order_agreement", "across_seeds"]
+__all__ = ["SeedBand", "seed_bands", "mean_std", "mean_se", "paired", "effects_2x2", "across_seeds"]
+
+
+def mean_std(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation along ``axis``, ``nan`` entries dropped."""
+    v = np.asarray(values, float)
+    return np.nanmean(v, axis), np.nanstd(v, axis)
 
 
 def mean_se(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -39,19 +46,6 @@ def paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> 
     return mean_se(a - b)
 
 
-def compare(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, z: float = 2.0) -> int:
-    """+1 if ``a`` is clearly above ``b`` (the paired mean difference exceeds ``z`` standard
-    errors), -1 if clearly below, 0 if the data cannot tell."""
-    mean, se = paired(a, b)
-    return 0 if abs(mean) <= z * se else int(np.sign(mean))
-
-
-def _effects(a1b1, a1b2, a2b1, a2b2) -> dict:
-    return {"first": (a1b1 - a2b1 + a1b2 - a2b2) / 2,
-            "second": (a1b1 - a1b2 + a2b1 - a2b2) / 2,
-            "interaction": (a1b1 - a2b1 - a1b2 + a2b2) / 2}
-
-
 def effects_2x2(a1b1: float, a1b2: float, a2b1: float, a2b2: float) -> dict[str, float]:
     """Main effects and interaction of a 2x2 design from its four cell values.
 
@@ -60,23 +54,8 @@ def effects_2x2(a1b1: float, a1b2: float, a2b1: float, a2b2: float) -> dict[str,
     ``second``: B1 minus B2 averaged over A; ``interaction``: how much the effect of A depends
     on B, ``((a1b1 - a2b1) - (a1b2 - a2b2)) / 2``.
     """
-    return {k: float(v) for k, v in _effects(a1b1, a1b2, a2b1, a2b2).items()}
-
-
-def factorial_effects(a1b1, a1b2, a2b1, a2b2) -> dict[str, tuple[float, float]]:
-    """:func:`effects_2x2` image by image: each effect as ``(mean, standard error)`` over the
-    images, from four ``(J,)`` arrays of per-image scores of the four cells on the same images."""
-    cells = [np.asarray(c, float) for c in (a1b1, a1b2, a2b1, a2b2)]
-    return {k: mean_se(v) for k, v in _effects(*cells).items()}
-
-
-def order_agreement(ours: Mapping[str, float], reference: Mapping[str, float]) -> tuple[int, int]:
-    """How many pairs of the names in both mappings are ordered alike: ``(concordant, pairs)``;
-    ties on either side count as not concordant."""
-    names = [n for n in ours if n in reference]
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    same = sum(np.sign(ours[a] - ours[b]) * np.sign(reference[a] - reference[b]) > 0 for a, b in pairs)
-    return int(same), len(pairs)
+    return {"first": float(a1b1 - a2b1 + a1b2 - a2b2) / 2, "second": float(a1b1 - a1b2 + a2b1 - a2b2) / 2,
+            "interaction": float(a1b1 - a2b1 - a1b2 + a2b2) / 2}
 
 
 def across_seeds(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -86,3 +65,39 @@ def across_seeds(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     if len(v) == 0:
         raise ValueError("no values")
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+
+
+@dataclass
+class SeedBand:
+    """One model's measure along an axis (layers, epochs, stages) across its training seeds.
+
+    Attributes:
+        x: the positions, sorted.
+        values: ``(X, S)`` each seed's value at each position (``nan`` where a seed lacks it).
+        mean, low, high: ``(X,)`` the mean over the seeds and their range.
+    """
+
+    x: list
+    values: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def seeds(self) -> int:
+        return self.values.shape[1]
+
+    def means(self) -> dict:
+        """``{x: mean over the seeds}``."""
+        return {x: float(m) for x, m in zip(self.x, self.mean)}
+
+
+def seed_bands(curves: Mapping[str, Mapping[int, Mapping]]) -> dict[str, SeedBand]:
+    """:class:`SeedBand` of every model of ``{model: {seed: {x: value}}}`` (e.g.
+    :func:`cratelib.eval.study.tables.seed_curves`)."""
+    out = {}
+    for name, seeds in curves.items():
+        xs = sorted({x for values in seeds.values() for x in values}, key=lambda x: (isinstance(x, str), x))
+        table = np.array([[values.get(x, np.nan) for values in seeds.values()] for x in xs], float).reshape(len(xs), -1)
+        out[name] = SeedBand(xs, table, np.nanmean(table, 1), np.nanmin(table, 1), np.nanmax(table, 1))
+    return out

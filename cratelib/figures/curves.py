@@ -5,9 +5,9 @@
 * :func:`plot_layer_curves` - one panel per measure, one curve per model over the layers, with
   reference lines;
 * :func:`plot_layer_epoch` - a heat map ``epoch x layer`` with every cell printed;
-* :func:`seed_curves`, :func:`plot_seed_curves` - the emergence study's rows as curves over the
-  layers or the epochs, one per model: the mean over seeds, the seeds' range shaded, reference
-  lines for the baselines (book chapter 12).
+* :func:`plot_seed_curves` - one curve per model over the layers or the epochs, from its
+  :class:`cratelib.eval.stats.SeedBand`: the mean over seeds, the seeds' range shaded, each seed a
+  thin line, reference lines for the baselines (book chapter 12).
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from cratelib.eval.stats import SeedBand
 from cratelib.figures.style import COLORS, styled
 
-__all__ = ["plot_series", "plot_layerwise", "plot_layer_curves", "plot_layer_epoch", "seed_curves",
-           "plot_seed_curves"]
+__all__ = ["plot_series", "plot_layerwise", "plot_layer_curves", "plot_layer_epoch", "plot_seed_curves"]
 
 
 @styled
@@ -126,39 +126,17 @@ def plot_layer_epoch(values: np.ndarray, epochs: Sequence[int], label: str, titl
     return fig
 
 
-def seed_curves(rows: Sequence[dict], measure: str, x: str = "layer", stages: Sequence[str] = ("final",),
-                primary_only: bool = False) -> dict[str, dict[int, dict[float, float]]]:
-    """``{model: {seed: {x: value}}}`` of ``measure`` from the study's rows
-    (:attr:`cratelib.eval.study.protocol.StudyResult.rows`), for the models' checkpoints at ``stages``
-    (baselines are left out; rows without a finite value of the measure too).
-
-    Args:
-        x: the row key on the horizontal axis: ``"layer"`` (every layer of one stage) or
-            ``"epoch"`` (with ``primary_only``: the primary layer at each stage).
-        primary_only: keep only the rows at each model's primary layer.
-    """
-    out: dict[str, dict[int, dict[float, float]]] = {}
-    for r in rows:
-        if r["stage"] == "baseline" or r["stage"] not in stages or (primary_only and not r["primary"]):
-            continue
-        v = r.get(measure, float("nan"))
-        if v is None or not np.isfinite(v):
-            continue
-        out.setdefault(r["name"], {}).setdefault(r["seed"], {})[r[x]] = float(v)
-    return out
-
-
 @styled
-def plot_seed_curves(curves: Mapping[str, Mapping[int, Mapping[float, float]]], xlabel: str, ylabel: str,
+def plot_seed_curves(bands: Mapping[str, SeedBand], xlabel: str, ylabel: str,
                      ax=None, references: Mapping[str, float] | None = None,
                      colors: Mapping[str, str] | None = None, styles: Mapping[str, str] | None = None,
                      title: str = "", legend: bool = True):
-    """One curve per model: the mean over its seeds at each x (:func:`seed_curves`), the range of
-    the seeds shaded where there are two or more, and each seed as a thin line; ``references``
-    (label -> value, e.g. the best pixel cue) as grey horizontal lines. Returns the figure.
+    """One curve per model: the mean over its seeds at each x, the range of the seeds shaded where
+    there are two or more, and each seed as a thin line; ``references`` (label -> value, e.g. the
+    best pixel cue) as grey horizontal lines. Returns the figure.
 
     Args:
-        curves: ``{model: {seed: {x: value}}}``.
+        bands: model -> :class:`cratelib.eval.stats.SeedBand` (:func:`cratelib.eval.stats.seed_bands`).
         ax: draw into this axis (default: a new figure).
         colors: optional colour per model (default: :data:`COLORS` in order).
         styles: optional line style per model (e.g. ``"--"`` for the models at initialisation).
@@ -166,17 +144,15 @@ def plot_seed_curves(curves: Mapping[str, Mapping[int, Mapping[float, float]]], 
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.8, 3.2))
-    for i, (name, seeds) in enumerate(curves.items()):
+    for i, (name, band) in enumerate(bands.items()):
         color = (colors or {}).get(name, COLORS[i % len(COLORS)])
-        xs = sorted({x for values in seeds.values() for x in values})
-        table = np.array([[values.get(x, np.nan) for values in seeds.values()] for x in xs])  # (X, seeds)
-        n = len(seeds)
-        ax.plot(xs, np.nanmean(table, 1), (styles or {}).get(name, "-"), marker="o", ms=3.5, color=color,
+        n = band.seeds
+        ax.plot(band.x, band.mean, (styles or {}).get(name, "-"), marker="o", ms=3.5, color=color,
                 label=f"{name} ({n} seed{'s' * (n > 1)})")
         if n > 1:
-            ax.fill_between(xs, np.nanmin(table, 1), np.nanmax(table, 1), color=color, alpha=0.18, lw=0)
-            for col in table.T:
-                ax.plot(xs, col, "-", lw=0.6, alpha=0.6, color=color)
+            ax.fill_between(band.x, band.low, band.high, color=color, alpha=0.18, lw=0)
+            for col in band.values.T:
+                ax.plot(band.x, col, "-", lw=0.6, alpha=0.6, color=color)
     for j, (label, value) in enumerate((references or {}).items()):
         ax.axhline(value, ls=("--", ":", "-.")[j % 3], color="grey", lw=1, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

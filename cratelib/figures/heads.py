@@ -1,14 +1,15 @@
 """Figures of what each attention head looks at (book chapter 12; the paper's Figs. 7, 11-12).
 
 The measures are :func:`cratelib.eval.localisation.head_measures` (per image and head: attention
-on the object, its outline and interior, the IoU of its mass set, where on the object it looks)
-and :func:`~cratelib.eval.localisation.class_head_means`. Heads are numbered from 1.
+on the object, its outline and interior, the IoU of its mass set, where on the object it looks),
+summarised by :func:`~cratelib.eval.localisation.kind_shares`,
+:func:`~cratelib.eval.localisation.class_head_means` and :func:`cratelib.eval.stats.mean_std`.
+Heads are numbered from 1.
 
-* :func:`head_rows` - one table row per head, ``mean (std)`` over the images;
 * :func:`plot_head_measures` - stacked bars: where each head's attention goes;
 * :func:`plot_class_heads` - heat maps class x head of a per-class mean;
-* :func:`plot_head_auc` - every head's per-image AUC at one layer (the emergence study's
-  ``RunScores.auc``), mean and spread over the images, the protocol's chosen head marked.
+* :func:`plot_head_auc` - every head's AUC at one layer (the study's ``Scores["auc_half"]``), mean
+  and spread over the images, the protocol's chosen head marked.
 """
 from __future__ import annotations
 
@@ -18,44 +19,26 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cratelib.eval.localisation import KINDS
 from cratelib.figures.style import COLORS, styled
 
-__all__ = ["KINDS", "head_rows", "plot_head_measures", "plot_class_heads", "plot_head_auc"]
-
-KINDS = ("background", "outline", "interior")
-
-
-def head_rows(measures: Mapping[str, np.ndarray], model: str = "",
-              keys: Sequence[str] = ("object", "outline", "iou", "dy", "dx")) -> list[dict]:
-    """One row per head for :func:`cratelib.figures.tables.format_table`: ``mean (std)`` over the
-    images of each measure in ``keys``, and how often the head is the image's best (``best``)."""
-    K = next(iter(measures.values())).shape[1]
-    rows = []
-    for k in range(K):
-        row = {"head": f"{model} {k + 1}".strip()}
-        for key in keys:
-            v = measures[key][:, k]
-            row[key] = f"{np.nanmean(v):+.2f} ({np.nanstd(v):.2f})" if key in ("dy", "dx") \
-                else f"{np.nanmean(v):.2f} ({np.nanstd(v):.2f})"
-        row["best head"] = f"{measures['best'][:, k].mean():.0%}"
-        rows.append(row)
-    return rows
+__all__ = ["plot_head_measures", "plot_class_heads", "plot_head_auc"]
 
 
 @styled
-def plot_head_measures(measures: Mapping[str, Mapping[str, np.ndarray]], image_share: Mapping[str, float]):
+def plot_head_measures(shares: Mapping[str, np.ndarray], image_share: Mapping[str, float]):
     """Stacked bars per head: the mean share of its attention on background, outline and interior
     patches, one group per model, with each kind's share of the image as a reference bar.
 
     Args:
-        measures: ``model ->`` :func:`cratelib.eval.localisation.head_measures`.
+        shares: ``model ->`` ``(K, 3)`` :func:`cratelib.eval.localisation.kind_shares`.
         image_share: ``kind -> `` the kind's mean share of the patches (what a uniform map gives).
     """
     labels, stacks = ["uniform\nmap"], [[image_share[k] for k in KINDS]]
-    for model, m in measures.items():
-        for k in range(m["object"].shape[1]):
+    for model, m in shares.items():
+        for k in range(m.shape[0]):
             labels.append(f"{textwrap.fill(model, 12, break_long_words=False)}\nhead {k + 1}")
-            stacks.append([float(np.mean(m[kind][:, k])) for kind in KINDS])
+            stacks.append(list(m[k]))
     stacks = np.asarray(stacks)
     fig, ax = plt.subplots(figsize=(0.7 * len(labels) + 1.6, 3.2))
     bottom = np.zeros(len(labels))
@@ -93,7 +76,7 @@ def plot_class_heads(matrices: Mapping[str, np.ndarray], class_names: Sequence[s
 
 
 @styled
-def plot_head_auc(per_head: Mapping[str, np.ndarray], chosen: Mapping[str, int] | None = None,
+def plot_head_auc(per_head: Mapping[str, tuple[np.ndarray, np.ndarray]], chosen: Mapping[str, int] | None = None,
                   references: Mapping[str, float] | None = None, ylabel: str = "AUC against the main object",
                   title: str = ""):
     """Each head's AUC at one layer, one group of points per label (e.g. a model and seed): the
@@ -101,19 +84,19 @@ def plot_head_auc(per_head: Mapping[str, np.ndarray], chosen: Mapping[str, int] 
     in ``chosen``) drawn as a filled star, ``references`` as grey horizontal lines.
 
     Args:
-        per_head: label -> ``(J, K)`` per-image, per-head values (``nan`` images ignored).
+        per_head: label -> ``(mean (K,), std (K,))`` over the images
+            (:func:`cratelib.eval.stats.mean_std` of the ``(J, K)`` per-image values).
         chosen: label -> the head the protocol chose (on the selection set).
         references: label -> value (the best pixel cue, random maps).
     """
     labels = list(per_head)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * sum(v.shape[1] for v in per_head.values()) + 2.6), 3.2))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * sum(len(m) for m, _ in per_head.values()) + 2.6), 3.2))
     ticks, names = [], []
     x0 = 0.0
     for i, label in enumerate(labels):
-        v = np.asarray(per_head[label], float)
-        K = v.shape[1]
+        mean, std = per_head[label]
+        K = len(mean)
         xs = x0 + np.arange(K)
-        mean, std = np.nanmean(v, 0), np.nanstd(v, 0)
         color = COLORS[i % len(COLORS)]
         ax.errorbar(xs, mean, yerr=std, fmt="o", ms=4, color=color, capsize=2, lw=0.8)
         if chosen is not None and label in chosen:

@@ -17,14 +17,12 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from cratelib.eval.maskcut import MaskCutResult, explain_cut, upsample_mask
+from cratelib.eval.maskcut import CutExplanation, MaskCutResult, upsample_mask
 from cratelib.eval.maskcut_eval import METRIC_COLUMNS
-from cratelib.eval.metrics import iou
-from cratelib.eval.ncut import dense_affinity, second_eigenvector
+from cratelib.eval.ncut import CutGraph
 from cratelib.eval.reference import TABLE1_COCO_MASKCUT
-from cratelib.figures.curves import seed_curves
+from cratelib.eval.stats import SeedBand
 from cratelib.figures.style import COLORS, contour, no_ticks, overlay_masks, styled
 
 __all__ = ["plot_graph", "plot_cuts", "plot_crf", "plot_detections", "plot_maskcut_detail", "table1_rows",
@@ -46,24 +44,20 @@ def _overlay(ax, image: np.ndarray, masks: Sequence[np.ndarray], truths: Sequenc
 
 
 @styled
-def plot_graph(image: np.ndarray, features: torch.Tensor, grid: tuple[int, int], tau: float = 0.15,
-               eps: float = 1e-5, truths: Sequence[np.ndarray] = ()):
+def plot_graph(image: np.ndarray, graph: CutGraph, grid: tuple[int, int], tau: float = 0.15,
+               truths: Sequence[np.ndarray] = ()):
     """The first cut's graph: the image on its patch grid, the cosine similarities, the affinity
     ``W`` (thresholded at ``tau``) with patches ordered by the cut vector ``x``, and ``x`` on the
     grid with its bipartition outlined.
 
     Args:
         image: ``(H, W, 3)`` uint8.
-        features: ``(N, D)`` patch features, ``N = h w``.
+        graph: :func:`cratelib.eval.ncut.cut_graph` of the image's ``(h w, D)`` patch features.
         grid: ``(h, w)``.
-        tau, eps: the affinity's threshold and floor (:mod:`cratelib.eval.ncut`).
+        tau: the affinity's threshold the graph was built with (for the title).
         truths: ``(H, W)`` bool true object masks, outlined in white.
     """
-    fn = torch.nn.functional.normalize(torch.as_tensor(features).double(), dim=1)
-    cos = (fn @ fn.T).numpy()
-    w = dense_affinity(features, tau, eps).numpy()
-    x, lam = second_eigenvector(features, tau, eps, solver="dense")
-    order = np.argsort(x)
+    order = np.argsort(graph.x)
     size = image.shape[:2]
     fig, axes = plt.subplots(1, 4, figsize=(10, 2.7))
     axes[0].imshow(image)
@@ -71,24 +65,24 @@ def plot_graph(image: np.ndarray, features: torch.Tensor, grid: tuple[int, int],
     for t in truths:
         contour(axes[0], t, "white")
     axes[0].set_title(f"image, {grid[0]}x{grid[1]} patches")
-    im = axes[1].imshow(cos, cmap="RdBu_r", vmin=-1, vmax=1)
+    im = axes[1].imshow(graph.cos, cmap="RdBu_r", vmin=-1, vmax=1)
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
     axes[1].set_title("cosine $C_{ij}$ (row-major patches)")
-    axes[2].imshow(w[np.ix_(order, order)], cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+    axes[2].imshow(graph.affinity[np.ix_(order, order)], cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
     axes[2].set_title(f"$W$ ($C>\\tau={tau}$), sorted by $x$")
-    xm = x.reshape(grid)
+    xm = graph.x.reshape(grid)
     lim = np.abs(xm).max()
     im = axes[3].imshow(xm, cmap="coolwarm", vmin=-lim, vmax=lim)
-    contour(axes[3], xm > xm.mean(), "black", 1.2)
+    contour(axes[3], graph.positive.reshape(grid), "black", 1.2)
     fig.colorbar(im, ax=axes[3], fraction=0.046, pad=0.03)
-    axes[3].set_title(f"cut vector $x$, $\\lambda_2$ = {lam:.3f}")
+    axes[3].set_title(f"cut vector $x$, $\\lambda_2$ = {graph.eigenvalue:.3f}")
     no_ticks(axes)
     fig.tight_layout()
     return fig
 
 
 @styled
-def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
+def plot_cuts(image: np.ndarray, result: MaskCutResult, steps: Sequence[CutExplanation],
               truths: Sequence[np.ndarray] = ()):
     """Alg. 4 step by step: one row per cut with the patches still in play, the cut vector ``x``
     (seed marked with a star, the bipartition ``x > mean(x)`` outlined), the side the corner rule
@@ -97,7 +91,7 @@ def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
     Args:
         image: ``(H, W, 3)`` uint8.
         result: :func:`cratelib.eval.maskcut.maskcut` output for the image.
-        corner_limit: the corner rule used for ``result``.
+        steps: its decisions, one per cut (:func:`cratelib.eval.maskcut.explain_cuts`).
         truths: true object masks ``(H, W)``, outlined in white in the last column.
     """
     n = len(result.masks)
@@ -106,8 +100,7 @@ def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
     fig, axes = plt.subplots(n, 4, figsize=(8.4, 2.15 * n), squeeze=False)
     taken = np.zeros(grid, dtype=bool)
     for i in range(n):
-        x = result.eigenvectors[i]
-        ex = explain_cut(x, corner_limit)
+        x, ex = result.eigenvectors[i], steps[i]
         ax = axes[i]
         ax[0].imshow(image.astype(float) / 255 * np.where(upsample_mask(taken, size), 0.2, 1.0)[..., None])
         ax[0].set_ylabel(f"cut {i + 1}")
@@ -134,19 +127,17 @@ def plot_cuts(image: np.ndarray, result: MaskCutResult, corner_limit: int = 3,
 
 @styled
 def plot_crf(image: np.ndarray, coarse: Sequence[np.ndarray], refined: Sequence[np.ndarray | None],
-             truths: Sequence[np.ndarray] = ()):
-    """Before / after the CRF: the coarse (patch) masks, and their refinements (``None`` = dropped
-    as implausible), with the IoU of each against its best-matching true object in the titles."""
-    def best(m):
-        return max((iou(m, t) for t in truths), default=float("nan"))
-
+             coarse_ious: Sequence[float], refined_ious: Sequence[float], truths: Sequence[np.ndarray] = ()):
+    """Before / after the CRF: the coarse (patch) masks and their refinements (``None`` = dropped as
+    implausible), with the IoU of each against its best-matching true object in the titles
+    (:func:`cratelib.eval.metrics.best_match_ious`; ``refined_ious`` of the refinements kept)."""
     fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
-    kept = [m for m in coarse if m.any()]
-    _overlay(axes[0], image, kept, truths)
-    axes[0].set_title("MaskCut: " + ", ".join(f"{best(m):.2f}" for m in kept) + " IoU")
+    _overlay(axes[0], image, list(coarse), truths)
+    axes[0].set_title("MaskCut: " + ", ".join(f"{v:.2f}" for v in coarse_ious) + " IoU")
     after = [r if r is not None else np.zeros(image.shape[:2], bool) for r in refined]
     _overlay(axes[1], image, after, truths)
-    axes[1].set_title("after CRF: " + ", ".join("dropped" if r is None else f"{best(r):.2f}" for r in refined))
+    kept = iter(refined_ious)
+    axes[1].set_title("after CRF: " + ", ".join("dropped" if r is None else f"{next(kept):.2f}" for r in refined))
     no_ticks(axes)
     fig.tight_layout()
     return fig
@@ -170,21 +161,21 @@ def plot_detections(images: Sequence[np.ndarray], masks: Mapping[str, Sequence[S
 
 
 @styled
-def plot_maskcut_detail(image: np.ndarray, result: MaskCutResult, truths: Sequence[np.ndarray] = (),
-                        title: str = ""):
-    """The widget's figure: the first cut vector and the objects MaskCut keeps, with the IoU of each
-    against its best-matching true object."""
+def plot_maskcut_detail(image: np.ndarray, result: MaskCutResult, first: CutExplanation, ious: Sequence[float],
+                        truths: Sequence[np.ndarray] = (), title: str = ""):
+    """The widget's figure: the first cut vector with its bipartition (``first``, the first cut's
+    :class:`cratelib.eval.maskcut.CutExplanation`), and the objects MaskCut keeps, with ``ious``,
+    the IoU of each kept object against its best-matching true object
+    (:func:`cratelib.eval.metrics.best_match_ious`)."""
     size = image.shape[:2]
     fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
     x = result.eigenvectors[0]
     lim = np.abs(x).max()
     axes[0].imshow(x, cmap="coolwarm", vmin=-lim, vmax=lim)
-    contour(axes[0], x > x.mean(), "black")
+    contour(axes[0], first.positive, "black")
     axes[0].set_title("first cut vector $x$")
-    up = [upsample_mask(m, size) for m in result.masks]
-    _overlay(axes[1], image, up, truths)
-    scores = [max((iou(m, t) for t in truths), default=float("nan")) for m in up if m.any()]
-    axes[1].set_title(f"{len(scores)} object(s); IoU " + ", ".join(f"{s:.2f}" for s in scores))
+    _overlay(axes[1], image, [upsample_mask(m, size) for m in result.masks], truths)
+    axes[1].set_title(f"{len(ious)} object(s); IoU " + ", ".join(f"{v:.2f}" for v in ious))
     no_ticks(axes)
     if title:
         fig.suptitle(title)
@@ -218,33 +209,31 @@ def table1_rows(ours: Mapping[str, Mapping[str, float]], source: str = "this boo
 
 
 @styled
-def plot_seed_values(rows: Sequence[dict], measure: str = "maskcut_ap50",
-                     stages: Sequence[str] = ("init", "equal_acc", "final"),
+def plot_seed_values(bands: Mapping[str, SeedBand], stages: Sequence[str] = ("init", "equal_acc", "final"),
                      references: Mapping[str, float] | None = None, ylabel: str = "MaskCut det AP50 (%)",
                      title: str = ""):
-    """``measure`` at each model's primary layer: one group of bars per model, one bar per stage
+    """A measure at each model's primary layer: one group of bars per model, one bar per stage
     (the mean over seeds), every seed's value as a dot on its bar.
 
     Args:
-        rows: :attr:`cratelib.eval.study.protocol.StudyResult.rows` (only rows with ``primary`` true and
-            a finite ``measure`` are drawn; baselines, ``stage == "baseline"``, are not).
-        measure: the key to draw.
+        bands: model -> :class:`cratelib.eval.stats.SeedBand` over the stages
+            (``seed_bands(seed_curves(rows, measure, "stage", stages, primary_only=True))``).
         stages: the stages to draw, in this order within each group (a stage a model lacks is
             left empty).
         references: ``{label: value}`` horizontal lines (e.g. MaskCut on raw pixels).
         ylabel, title: the axis label and the title.
     """
-    curves = seed_curves(rows, measure, x="stage", stages=stages, primary_only=True)
-    fig, ax = plt.subplots(figsize=(1.4 * max(len(curves), 1) + 2.6, 3.2))
+    fig, ax = plt.subplots(figsize=(1.4 * max(len(bands), 1) + 2.6, 3.2))
     width = 0.8 / len(stages)
     for s, stage in enumerate(stages):
         color = COLORS[s % len(COLORS)]
-        for m, (name, seeds) in enumerate(curves.items()):
-            values = [by_stage[stage] for by_stage in seeds.values() if stage in by_stage]
-            if not values:
+        for m, band in enumerate(bands.values()):
+            if stage not in band.x:
                 continue
+            i = band.x.index(stage)
+            values = band.values[i][np.isfinite(band.values[i])]
             x = m - 0.4 + width * (s + 0.5)
-            ax.bar(x, np.mean(values), width * 0.9, color=color, alpha=0.45, label=stage)
+            ax.bar(x, band.mean[i], width * 0.9, color=color, alpha=0.45, label=stage)
             ax.plot(np.full(len(values), x), values, "o", ms=4, color=color, mec="black", mew=0.5)
     for i, (label, value) in enumerate((references or {}).items()):
         ax.axhline(value, ls=("--", ":", "-.")[i % 3], color="grey", lw=1, label=label)
@@ -252,7 +241,7 @@ def plot_seed_values(rows: Sequence[dict], measure: str = "maskcut_ap50",
     unique = dict(zip(labels, handles))
     order = [label for label in (*stages, *(references or {})) if label in unique]
     ax.legend([unique[label] for label in order], order, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-    ax.set_xticks(range(len(curves)), list(curves))
+    ax.set_xticks(range(len(bands)), list(bands))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     if title:

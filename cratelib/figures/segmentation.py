@@ -5,7 +5,8 @@ The scoring is :mod:`cratelib.eval.segmentation` (eqs. 13-14:
 :mod:`cratelib.eval.threshold`. Heads are numbered from 1.
 
 * :func:`plot_head_masks` - per image, every head's binarised map with its eq. 13 IoU, the best
-  head marked (the layout of Fig. 4a; the widget's figure);
+  head marked (the layout of Fig. 4a; the widget's figure), from
+  :func:`cratelib.eval.segmentation.head_mask_scores`;
 * :func:`plot_threshold_curves` - eq. 14 against P for several models;
 * :func:`plot_bars` - one bar per model (Fig. 4b), beside the paper's values.
 
@@ -17,61 +18,51 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from cratelib.eval.metrics import IGNORE_INDEX, best_head_miou
-from cratelib.eval.segmentation import head_masks
-from cratelib.eval.threshold import ThresholdMode
+from cratelib.eval.metrics import IGNORE_INDEX
+from cratelib.eval.segmentation import HeadMasks
 from cratelib.figures.style import contour, no_ticks, styled
 
 __all__ = ["plot_head_masks", "plot_threshold_curves", "plot_bars"]
 
 
-def _head_row(axes, image: np.ndarray, maps: torch.Tensor, labels: np.ndarray, p: float,
-              mode: ThresholdMode) -> float:
-    """Draw one image and its K binarised head maps into ``K + 1`` axes; return eq. 14."""
-    K = maps.shape[0]
-    masks = head_masks(maps, labels.shape, p, mode)  # (K, H, W) bool
+def _head_row(axes, image: np.ndarray, scored: HeadMasks, labels: np.ndarray) -> None:
+    """Draw one image and its K binarised head maps into ``K + 1`` axes."""
     fg = (labels > 0) & (labels != IGNORE_INDEX)
     valid = labels != IGNORE_INDEX
-    head_scores = [best_head_miou(masks[k:k + 1], labels)[0] for k in range(K)]
-    best = int(np.nanargmax(head_scores)) if np.isfinite(head_scores).any() else -1
     axes[0].imshow(image)
     contour(axes[0], fg, "white")
-    for k in range(K):
+    for k, mask in enumerate(scored.masks):
         ax = axes[k + 1]
-        ax.imshow(image.astype(float) / 255 * np.where(masks[k] & valid, 1.0, 0.2)[..., None])
+        ax.imshow(image.astype(float) / 255 * np.where(mask & valid, 1.0, 0.2)[..., None])
         contour(ax, fg, "white", 0.7)
-        ax.set_title(f"head {k + 1}, IoU {head_scores[k]:.2f}", fontsize=8)
-        if k == best:
+        ax.set_title(f"head {k + 1}, IoU {scored.head_iou[k]:.2f}", fontsize=8)
+        if k == scored.best:
             for side in ax.spines.values():
                 side.set_edgecolor("red")
                 side.set_linewidth(2.5)
     no_ticks(axes)
-    return best_head_miou(masks, labels)[0]  # eq. 14: per class the best head, mean over classes
 
 
 @styled
-def plot_head_masks(images: np.ndarray | Sequence[np.ndarray], maps: torch.Tensor,
-                    labels: np.ndarray | Sequence[np.ndarray], p: float = 0.6,
-                    mode: ThresholdMode = "top-entries", title: str = ""):
-    """Per image: the image (true objects outlined), then each head's map binarised at P with its
-    eq. 13 IoU; the best head (the one eq. 13 picks) framed in red; eq. 14 at the row's left.
+def plot_head_masks(images: Sequence[np.ndarray], scored: Sequence[HeadMasks], labels: Sequence[np.ndarray],
+                    title: str = ""):
+    """Per image: the image (true objects outlined), then each head's binarised map with its
+    eq. 13 IoU; the best head (the one eq. 13 picks) framed in red; eq. 14 above the image.
 
     Args:
-        images: one ``(H, W, 3)`` uint8 image, or J of them.
-        maps: ``(K, h, w)`` maps of the K heads for one image, or ``(J, K, h, w)``.
-        labels: one ``(H, W)`` label map (0 background, 255 ignore), or J of them.
-        p, mode: the binarisation.
+        images: J ``(H, W, 3)`` uint8 images.
+        scored: their :func:`cratelib.eval.segmentation.head_mask_scores`.
+        labels: their J ``(H, W)`` label maps (0 background, 255 ignore).
+        title: e.g. the binarisation (``"top-entries, P = 60%"``).
     """
-    if maps.dim() == 3:
-        images, maps, labels = [images], maps[None], [labels]
-    J, K = maps.shape[:2]
+    J, K = len(scored), len(scored[0].masks)
     fig, axes = plt.subplots(J, K + 1, figsize=(1.7 * (K + 1), 2.0 * J + 0.5), squeeze=False)
     for j in range(J):
-        score = _head_row(axes[j], images[j], maps[j], np.asarray(labels[j]), p, mode)
-        axes[j, 0].set_title(f"eq. 14 = {score:.2f}", fontsize=8)
-    fig.suptitle(title or f"{mode}, P = {p:.0%}")
+        _head_row(axes[j], images[j], scored[j], np.asarray(labels[j]))
+        axes[j, 0].set_title(f"eq. 14 = {scored[j].miou:.2f}", fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout(pad=0.3, w_pad=0.3, h_pad=1.0, rect=(0, 0, 1, 1 - 0.35 / (2.0 * J + 0.5)))
     return fig
 

@@ -125,17 +125,18 @@ def plot_mssa_vs_exact(reports: Sequence[MSSAStepReport], eps_values: Sequence[f
 
 
 @styled
-def plot_ista(runs: dict, X_star: torch.Tensor, eta: float = 0.1, lam: float = 0.1):
+def plot_ista(runs: dict, true_sparsity: float, eta: float = 0.1, lam: float = 0.1):
     """Chapter 4's figure from :func:`cratelib.toy.ista_runs`: LASSO objective and sparsity along
     ISTA from X0 = Z (CRATE) and from X0 = 0, ReLU and soft-threshold variants; the first step
-    (one CRATE block) is marked; ``X_star``: the true codes."""
+    (one CRATE block) is marked; ``true_sparsity``: the fraction of zeros of the true codes
+    (:func:`cratelib.sparsity_ratio`), drawn as a line."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for (name, run), c in zip(runs.items(), [COLORS[1], COLORS[0], COLORS[2]]):
         axes[0].plot(run["objective"], color=c, label=name)
         axes[0].plot([1], [run["objective"][1]], "o", color=c)
         axes[1].plot(run["sparsity"], color=c, label=name)
         axes[1].plot([1], [run["sparsity"][1]], "o", color=c)
-    axes[1].axhline(float((X_star == 0).double().mean()), color="gray", ls="--", label="true codes X*")
+    axes[1].axhline(true_sparsity, color="gray", ls="--", label="true codes X*")
     axes[0].set_yscale("log")
     axes[0].set_ylabel("LASSO objective per token")
     axes[1].set_ylabel("fraction of zero entries")

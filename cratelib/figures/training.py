@@ -3,8 +3,6 @@
 * the embedded data set: :func:`one_per_class`, :func:`plot_examples` (images and their exact
   masks); the linear probes that show why the classes need localisation are
   :mod:`cratelib.eval.classify`;
-* the recipes: :func:`recipe_rows` (presets side by side; the compute of a run is
-  :func:`cratelib.train.cost.training_compute`);
 * the runs: :func:`plot_history` (loss and accuracy per epoch, from a live run or a shipped
   checkpoint's record).
 
@@ -12,7 +10,7 @@ Images are ``(n, H, W, 3)`` uint8 arrays of a :class:`cratelib.data.SyntheticDat
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,10 +18,8 @@ from matplotlib.ticker import MaxNLocator
 
 from cratelib.data import SyntheticData
 from cratelib.figures.style import COLORS, finish, styled
-from cratelib.train import TrainConfig
-from cratelib.train.cost import num_train_images
 
-__all__ = ["one_per_class", "plot_examples", "RECIPE_FIELDS", "recipe_rows", "plot_history"]
+__all__ = ["one_per_class", "plot_examples", "plot_history"]
 
 
 def one_per_class(data: SyntheticData) -> list[int]:
@@ -55,34 +51,6 @@ def plot_examples(data: SyntheticData, indices: Sequence[int] | None = None, tit
     axes[0, 0].set_ylabel("image", fontsize=8)
     axes[1, 0].set_ylabel("exact mask", fontsize=8)
     return finish(fig, axes, title, pad=0.3, w_pad=0.2, h_pad=0.2)
-
-
-# ---------------------------------------------------------------------------------------------
-# Recipes
-# ---------------------------------------------------------------------------------------------
-
-# (row label, how to read it off a TrainConfig)
-RECIPE_FIELDS: list[tuple[str, Callable[[TrainConfig], str]]] = [
-    ("model", lambda c: c.model + "".join(f", {k} {v}" for k, v in c.model_args.items())),
-    ("data", lambda c: "ImageNet-21k (folder)" if c.data == "imagefolder" else c.data),
-    ("training images", lambda c: f"{num_train_images(c):,}"),
-    ("classes", lambda c: f"{c.num_classes:,}"),
-    ("image size (px)", lambda c: str(c.img_size)),
-    ("optimizer", lambda c: {"adamw": "AdamW", "lion": "Lion"}[c.optimizer]),
-    ("learning rate", lambda c: f"{c.lr:.2g}"),
-    ("weight decay", lambda c: f"{c.weight_decay:g}"),
-    ("batch (per step x accumulation)", lambda c: f"{c.batch_size * c.accum_steps:,} "
-                                                  f"({c.batch_size} x {c.accum_steps})"),
-    ("epochs (warm-up)", lambda c: f"{c.epochs} ({c.warmup_epochs:g})"),
-    ("precision", lambda c: {"none": "float32", "bf16": "bfloat16", "fp16": "float16"}[c.amp]),
-]
-
-
-def recipe_rows(configs: Mapping[str, TrainConfig]) -> list[dict]:
-    """Rows ``{"setting": label, <preset>: value, ...}`` comparing training configs field by
-    field (for :func:`cratelib.figures.tables.format_table`)."""
-    return [{"setting": label, **{name: read(c) for name, c in configs.items()}}
-            for label, read in RECIPE_FIELDS]
 
 
 # ---------------------------------------------------------------------------------------------

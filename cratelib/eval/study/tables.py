@@ -1,14 +1,20 @@
-"""The study's tables: rows of dicts for :func:`cratelib.figures.tables.format_table`, from the
-study's rows (:attr:`cratelib.eval.study.protocol.StudyResult.rows`) and the paper's Table 2."""
+"""The study's results shaped for reading: tables (rows of dicts for
+:func:`cratelib.figures.tables.format_table`) and curves across seeds (for
+:mod:`cratelib.figures.curves`), from the study's rows
+(:attr:`cratelib.eval.study.protocol.StudyResult.rows`) and the paper's Table 2."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from cratelib.eval.reference import TABLE2_ABLATION
-from cratelib.eval.study.verdicts import summary_by_name
+from cratelib.eval.stats import SeedBand, seed_bands
+from cratelib.eval.study.verdicts import best_pixel_cue, summary_by_name
 from cratelib.models.catalogue import CATALOGUE, label
 
-__all__ = ["mean_spread", "summary_rows", "table2_rows"]
+__all__ = ["mean_spread", "summary_rows", "table2_rows", "seed_curves", "Panel", "study_panels"]
 
 
 def mean_spread(summary: dict | None, digits: int = 3) -> str:
@@ -82,3 +88,54 @@ def table2_rows(ours: Mapping[str, Mapping[str, float]], names: Sequence[str] | 
                     "seeds": int(mine["seeds"])}
         rows.append(row)
     return rows
+
+
+def seed_curves(rows: Sequence[dict], measure: str, x: str = "layer", stages: Sequence[str] = ("final",),
+                primary_only: bool = False) -> dict[str, dict[int, dict]]:
+    """``{model: {seed: {x: value}}}`` of ``measure`` from the study's rows, for the models'
+    checkpoints at ``stages`` (baselines are left out; rows without a finite value of the measure
+    too); :func:`cratelib.eval.stats.seed_bands` summarises them across seeds.
+
+    Args:
+        x: the row key on the horizontal axis: ``"layer"`` (every layer of one stage), ``"epoch"``
+            or ``"stage"`` (with ``primary_only``: the primary layer at each stage).
+        primary_only: keep only the rows at each model's primary layer.
+    """
+    out: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["stage"] == "baseline" or r["stage"] not in stages or (primary_only and not r["primary"]):
+            continue
+        v = r.get(measure, float("nan"))
+        if v is None or not np.isfinite(v):
+            continue
+        out.setdefault(r["name"], {}).setdefault(r["seed"], {})[r[x]] = float(v)
+    return out
+
+
+@dataclass
+class Panel:
+    """One panel of the study's layer figure: ``bands`` (model -> its measure over the layers
+    across seeds) and ``references`` (label -> a value drawn as a line)."""
+
+    title: str
+    bands: dict[str, SeedBand]
+    references: dict[str, float] = field(default_factory=dict)
+
+
+def study_panels(rows: Sequence[dict], panels: Sequence[tuple[str, str, str]],
+                 references: Mapping[str, float] | None = None,
+                 by_measure: Mapping[str, Mapping[str, float]] | None = None) -> list[Panel]:
+    """One :class:`Panel` per ``(measure, stage, title)`` of ``panels``: every model of ``rows`` over
+    the layers across its seeds, the best pixel cue and random maps where the measure has them,
+    each of ``references`` in every panel and each of ``by_measure[m]`` in the panels of measure
+    ``m`` (e.g. a rule's ceiling)."""
+    out = []
+    for measure, stage, title in panels:
+        best, value = best_pixel_cue(rows, measure)
+        lines = {f"best pixel cue ({best})": value} if best is not None else {}
+        random = [r[measure] for r in rows if r["stage"] == "baseline" and r["name"] == "random"
+                  and np.isfinite(r.get(measure, np.nan))]
+        lines |= {"random maps": random[0]} if random else {}
+        lines |= dict(references or {}) | dict((by_measure or {}).get(measure, {}))
+        out.append(Panel(title, seed_bands(seed_curves(rows, measure, "layer", [stage])), lines))
+    return out
