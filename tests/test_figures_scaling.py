@@ -14,7 +14,7 @@ from cratelib.figures.scaling import plot_membership_maps, plot_token_scaling  #
 
 def _record():
     ns = [64, 128, 256, 512]
-    ops = {"tssa": "TSSA", "mssa_sdpa": "SDPA", "mssa_explicit": "explicit"}
+    ops = {"mssa_explicit": "explicit", "mssa_sdpa": "SDPA", "tssa": "TSSA"}  # sorted, as in a json file
     curves = {"tssa": [n * 1e-4 for n in ns], "mssa_sdpa": [n * n * 5e-7 for n in ns],
               "mssa_explicit": [n * n * 6e-7 for n in ns]}
     results = {op: [{"tokens": n, "time_s": t, "saved_mib": t * 10, "peak_mib": t * 20} for n, t in zip(ns, c)]
@@ -29,7 +29,7 @@ def test_scaling_figure_draws_every_operator_with_its_exponent():
     fig = plot_token_scaling(_record())
     left, right = fig.axes[:2]
     labels = [t.get_text() for t in left.get_legend().get_texts()]
-    assert labels == ["TSSA, N^1.00", "SDPA, N^2.00", "explicit, N^2.00"]
+    assert labels == ["TSSA, $N^{1.00}$", "SDPA, $N^{2.00}$", "explicit, $N^{2.00}$"]
     assert [t.get_text() for t in right.get_legend().get_texts()][1] == "SDPA"  # no exponent, no label
     xs = left.lines[0].get_xdata()
     assert list(xs) == [64, 128, 256, 512] and left.get_xscale() == "log"

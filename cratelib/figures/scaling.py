@@ -14,6 +14,7 @@ from cratelib.figures.style import COLORS, no_ticks, styled
 
 __all__ = ["plot_token_scaling", "plot_membership_maps"]
 
+_ORDER = ("tssa", "mssa_sdpa", "mssa_explicit")  # curves in this order (json files sort their keys)
 _PANELS = (("time_s", "time of a forward + backward step (s)"),
            ("saved_mib", "activation memory kept for backward (MiB)"))
 
@@ -30,10 +31,11 @@ def plot_token_scaling(record: dict, title: str = ""):
     """
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
     for ax, (key, label) in zip(axes, _PANELS):
-        for color, (op, name) in zip(COLORS, record["operators"].items()):
-            rows = record["results"][op]
+        ops = sorted(record["operators"], key=lambda op: _ORDER.index(op) if op in _ORDER else len(_ORDER))
+        for color, op in zip(COLORS, ops):
+            name, rows = record["operators"][op], record["results"][op]
             a = record["exponents"][op][key]
-            fit = f", N^{a:.2f}" if a is not None else ""
+            fit = f", $N^{{{a:.2f}}}$" if a is not None else ""
             ax.loglog([r["tokens"] for r in rows], [r[key] for r in rows], "o-", color=color, ms=3,
                       label=f"{name}{fit}")
         where = record["tssa_overtakes"].get("mssa_sdpa", {}).get(key)
@@ -45,7 +47,7 @@ def plot_token_scaling(record: dict, title: str = ""):
         ax.legend(loc="upper left", frameon=False)
         ax.grid(alpha=0.3, which="both", lw=0.5)
     fig.suptitle(title or f"{record['dim']} wide, {record['heads']} heads, batch {record['batch']}, "
-                          f"{record['device']}; exponents fitted over N >= {record['fit_from']}")
+                          f"{record['device']}; exponents fitted over N ≥ {record['fit_from']}")
     fig.tight_layout()
     return fig
 
