@@ -64,6 +64,7 @@ def convert_crate_alpha_state_dict(state: dict) -> dict:
     Raises:
         KeyError: naming the keys that are not CRATE-alpha's, and the CRATE-alpha keys missing
             (layers are expected to be numbered 0 .. L-1 without gaps).
+        ValueError: a ``conv1.weight`` that is not ``(d, C, P, P)``.
     """
     state = _unwrap(state)
     layers = {int(m.group(1)) for m in map(_LAYER_KEY.match, state) if m}

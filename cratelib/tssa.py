@@ -66,6 +66,7 @@ def head_statistics(w: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
 
 
 def _check(w: torch.Tensor, pi: torch.Tensor) -> None:
+    """Raise ValueError unless ``w`` is ``(B, K, N, p)`` and ``pi`` is ``(B, K, N)``."""
     if w.dim() != 4 or pi.shape != w.shape[:3]:
         raise ValueError(f"expected w of shape (B, K, N, p) and pi of shape (B, K, N), "
                          f"got {tuple(w.shape)} and {tuple(pi.shape)}")
