@@ -4,6 +4,7 @@ Companion library of the book reproducing "Emergence of Segmentation with Minima
 Transformers" (Yu et al., arXiv 2308.16271). Importing it registers every model name with timm.
 """
 from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
+from cratelib.checkpoint_alpha import load_crate_alpha_checkpoint
 from cratelib.coding_rate import (
     coding_rate,
     compression_gradient,
@@ -28,6 +29,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_official_checkpoint",
+    "load_crate_alpha_checkpoint",
     "coding_rate",
     "compression_rate",
     "compression_gradient",

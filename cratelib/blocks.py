@@ -10,6 +10,8 @@ Tokens are rows: every layer maps ``x: (B, N, d) -> (B, N, d)`` (N includes the 
   variant of the paper's Fig. 13 (CRATE-sth).
 * :class:`MHSA` and :class:`MLP` - a ViT's attention (separate q, k, v) and feed-forward block,
   for the baselines and the ablations of Table 2.
+* :class:`ODL` (CRATE-alpha, arXiv 2405.20299) and :class:`~cratelib.tssa.TSSA` (ToST, arXiv
+  2412.17810, in :mod:`cratelib.tssa`): the white-box family's successors of ISTA and MSSA.
 
 Every attention layer has two paths: ``F.scaled_dot_product_attention`` (fast, no weights) and an
 explicit softmax that can record its internals. :func:`cratelib.trace.trace` switches a layer to the
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["MSSA", "MHSA", "ISTA", "MLP", "Block"]
+__all__ = ["MSSA", "MHSA", "ISTA", "ODL", "MLP", "Block"]
 
 
 class _Attention(nn.Module):
@@ -64,6 +66,7 @@ class MSSA(_Attention):
         head_dim: subspace dimension p (default d / K).
         attn_drop, proj_drop: dropout rates.
         fused_attn: use ``scaled_dot_product_attention`` when weights are not recorded.
+        proj_bias: bias of the output projection (official CRATE: True; CRATE-alpha: False).
     """
 
     def __init__(
@@ -74,11 +77,12 @@ class MSSA(_Attention):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         fused_attn: bool = True,
+        proj_bias: bool = True,
     ) -> None:
         head_dim = head_dim or dim // num_heads
         super().__init__(num_heads, head_dim, attn_drop, fused_attn)
         self.qkv = nn.Linear(dim, num_heads * head_dim, bias=False)  # U^T
-        self.proj = nn.Linear(num_heads * head_dim, dim)
+        self.proj = nn.Linear(num_heads * head_dim, dim, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,6 +102,7 @@ class MHSA(_Attention):
         qkv_bias: bias on the q, k, v projection (timm's ViT default: True).
         attn_drop, proj_drop: dropout rates.
         fused_attn: use ``scaled_dot_product_attention`` when weights are not recorded.
+        proj_bias: bias of the output projection.
     """
 
     def __init__(
@@ -109,11 +114,12 @@ class MHSA(_Attention):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         fused_attn: bool = True,
+        proj_bias: bool = True,
     ) -> None:
         head_dim = head_dim or dim // num_heads
         super().__init__(num_heads, head_dim, attn_drop, fused_attn)
         self.qkv = nn.Linear(dim, 3 * num_heads * head_dim, bias=qkv_bias)
-        self.proj = nn.Linear(num_heads * head_dim, dim)
+        self.proj = nn.Linear(num_heads * head_dim, dim, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,6 +127,57 @@ class MHSA(_Attention):
         q, k, v = rearrange(self.qkv(x), "b n (t h p) -> t b h n p", t=3, h=self.num_heads)
         out = self._attend(q, k, v)  # (B, H, N, p)
         return self.proj_drop(self.proj(rearrange(out, "b h n p -> b n (h p)")))
+
+
+class ODL(nn.Module):
+    """CRATE-alpha's overcomplete dictionary learning block (arXiv 2405.20299, Sec. 3).
+
+    Two changes to :class:`ISTA`. *Overcomplete*: the dictionary ``D`` is ``d x r d`` (r = 4), so a
+    token ``x`` (a column in the paper) gets a code ``z`` in ``R^{r d}``. *Two steps from zero*: ISTA
+    on ``min_z 1/2 ||x - D z||^2 + lambda ||z||_1, z >= 0`` started at ``z0 = 0``::
+
+        z1 = ReLU(eta D^T x - eta lambda)                     # the first step from zero
+        z2 = ReLU(z1 - eta D^T (D z1 - x) - eta lambda)       # a second step
+
+    and *decoupled, residual* output: the code is decoded by a second dictionary ``D1`` (``d x r d``,
+    not tied to D) and added to the block's input, ``x + D1 z2`` (the residual is added by
+    :class:`Block`, since ``residual = True``). One step from zero cannot do better than a
+    thresholded correlation ``ReLU(eta D^T x - eta lambda)``, which is why the second step matters.
+    As in the official ``torch_inference/model/crate_alpha.py``, ``x`` here is the LayerNorm'd
+    token and the residual is the raw one.
+
+    Args:
+        dim: token width d.
+        ratio: overcompleteness r (official: 4).
+        step_size: eta (official: 0.1).
+        lambd: lambda, the sparsity weight (official: 0.1).
+    """
+
+    residual = True
+
+    def __init__(self, dim: int, ratio: int = 4, step_size: float = 0.1, lambd: float = 0.1) -> None:
+        super().__init__()
+        self.D = nn.Parameter(torch.empty(dim, ratio * dim))  # dictionary, d x r d
+        self.D1 = nn.Parameter(torch.empty(dim, ratio * dim))  # decoding dictionary, d x r d
+        nn.init.kaiming_uniform_(self.D)
+        nn.init.kaiming_uniform_(self.D1)
+        self.step_size = step_size
+        self.lambd = lambd
+        self.record: dict[str, torch.Tensor] | None = None  # set by cratelib.trace
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (B, N, d) -> (B, N, r d)`` the sparse codes z2 after two ISTA steps from zero."""
+        eta, threshold = self.step_size, self.step_size * self.lambd
+        z1 = F.relu(eta * (x @ self.D) - threshold)  # rows of eta D^T x
+        grad = (z1 @ self.D.t() - x) @ self.D  # rows of D^T (D z1 - x)
+        return F.relu(z1 - eta * grad - threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (B, N, d) -> (B, N, d)`` the decoded codes ``D1 z2`` (Block adds the residual)."""
+        z = self.codes(x)
+        if self.record is not None:
+            self.record["codes"] = z.detach()
+        return z @ self.D1.t()
 
 
 class ISTA(nn.Module):
@@ -195,8 +252,9 @@ class Block(nn.Module):
     """One layer, eq. (8): ``Z_{l+1/2} = Z_l + MSSA(LN(Z_l))``, ``Z_{l+1} = ISTA(LN(Z_{l+1/2}))``.
 
     The attention and the second sub-block are injected, so the same class builds CRATE
-    (MSSA + ISTA), the ablations (MSSA + MLP, MHSA + ISTA) and a ViT (MHSA + MLP). A second
-    sub-block with ``residual = True`` (the MLP) is added to its input; ISTA is not.
+    (MSSA + ISTA), the ablations (MSSA + MLP, MHSA + ISTA), a ViT (MHSA + MLP), CRATE-alpha
+    (MSSA + ODL) and ToST (TSSA + ISTA). A second sub-block with ``residual = True`` (the MLP,
+    ODL) is added to its input; ISTA is not.
 
     Args:
         dim: token width d.
@@ -205,13 +263,15 @@ class Block(nn.Module):
         residual_from_norm: add the *normalised* input as the residual (the paper's Alg. 1 line 15
             and Alg. 3) instead of the raw input (the official ``model/crate.py``, the default,
             which the released checkpoints need).
+        norm_eps: epsilon of the two LayerNorms (PyTorch's 1e-5; CRATE-alpha's code uses 1e-6).
     """
 
-    def __init__(self, dim: int, attn: nn.Module, mlp: nn.Module, residual_from_norm: bool = False) -> None:
+    def __init__(self, dim: int, attn: nn.Module, mlp: nn.Module, residual_from_norm: bool = False,
+                 norm_eps: float = 1e-5) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = attn
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = mlp
         self.residual_from_norm = residual_from_norm
 

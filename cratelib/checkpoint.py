@@ -96,6 +96,19 @@ def _unwrap(state: dict) -> dict:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def _read_state(source: str | os.PathLike | dict) -> dict:
+    """A state dict as given, or read from a ``.pth``/``.pt`` file (tensors only)."""
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
 def convert_official_state_dict(state: dict) -> dict:
     """Map an official CRATE state dict onto cratelib's parameter names.
 
@@ -115,9 +128,11 @@ def convert_official_state_dict(state: dict) -> dict:
             unexpected.append(key)
     missing = sorted(set(_OFFICIAL_TOP) - set(state))
     if unexpected or missing:
+        hint = ("; it has conv1.weight and ODL dictionaries: a CRATE-alpha file, load it with "
+                "cratelib.load_crate_alpha_checkpoint" if "conv1.weight" in state else "")
         raise KeyError(
             f"not an official CRATE state dict: unexpected keys {sorted(unexpected)[:20]}, "
-            f"missing keys {missing[:20]} (expected the names of Ma-Lab-Berkeley/CRATE model/crate.py)"
+            f"missing keys {missing[:20]} (expected the names of Ma-Lab-Berkeley/CRATE model/crate.py){hint}"
         )
     return out
 
@@ -148,12 +163,7 @@ def load_official_checkpoint(
             another value than the one read from them; to change the classifier, call
             ``model.reset_classifier(n)`` on the loaded model.
     """
-    if not isinstance(source, dict):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}")
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    state = convert_official_state_dict(source)
+    state = convert_official_state_dict(_read_state(source))
     dim = state["cls_token"].shape[-1]
     patch_dim = state["patch_embed.proj.weight"].shape[1]
     in_chans = overrides.pop("in_chans", 3)  # the official code always uses 3 channels
@@ -183,7 +193,8 @@ def load_official_checkpoint(
     return model
 
 
-def _reject_contradictions(overrides: dict[str, Any], read: dict[str, Any]) -> None:
+def _reject_contradictions(overrides: dict[str, Any], read: dict[str, Any],
+                           loader: str = "load_official_checkpoint") -> None:
     """Remove from ``overrides`` the fields that agree with ``read`` (the values the weights
     determine); raise ``ValueError`` naming every field that disagrees and the value read."""
     wrong = []
@@ -193,7 +204,7 @@ def _reject_contradictions(overrides: dict[str, Any], read: dict[str, Any]) -> N
             wrong.append(f"{key}={value!r} (the weights have {key}={read[key]!r})")
     if wrong:
         raise ValueError(
-            f"load_official_checkpoint reads these fields from the weights and cannot change them: {', '.join(wrong)}. "
+            f"{loader} reads these fields from the weights and cannot change them: {', '.join(wrong)}. "
             "To train on other classes, load the checkpoint and call model.reset_classifier(num_classes); "
             "for another architecture, build it with cratelib.create_model."
         )

@@ -5,7 +5,11 @@ cratelib model and for timm's ``VisionTransformer`` (supervised ViT, DINO, ... l
 the evaluations of Appendix B treat CRATE and a ViT with the same code:
 
 * CRATE (MSSA): ``q = k = v = U_k^T z`` (eq. 5), the features of eqs. (10) and (12);
-* ViT (MHSA): separate ``Q_k z``, ``K_k z``, ``V_k z`` (eq. 11 uses keys and the CLS query).
+* ViT (MHSA): separate ``Q_k z``, ``K_k z``, ``V_k z`` (eq. 11 uses keys and the CLS query);
+* ToST (TSSA, :mod:`cratelib.tssa`): no query-key attention; its layers record the features
+  ``k = v = U_k^T z`` and the membership ``Pi`` of every token in every head, which
+  :meth:`Trace.membership_maps` turns into one map per head over the patch grid;
+* CRATE-alpha (ODL): ``codes`` are the sparse codes ``z2`` in ``R^{4d}``.
 """
 from __future__ import annotations
 
@@ -28,12 +32,16 @@ class Trace:
 
     Attributes:
         tokens: ``l -> (B, T, d)`` output tokens of block l (``T = num_prefix + N``).
-        attn: ``l -> (B, H, T, T)`` softmax attention weights of block l.
-        q, k, v: ``l -> (B, H, T, p)``; for MSSA all three are the same tensor ``U_k^T z``.
-        codes: ``l -> (B, T, d)`` output of the second sub-block (the ISTA codes for CRATE).
+        attn: ``l -> (B, H, T, T)`` softmax attention weights of block l (none for TSSA layers).
+        q, k, v: ``l -> (B, H, T, p)``; for MSSA all three are the same tensor ``U_k^T z``; TSSA
+            layers have ``k = v = U_k^T z`` and no q.
+        membership: ``l -> (B, K, T)`` TSSA's Pi, each token's soft membership in the K heads
+            (sums to 1 over K); TSSA layers only, see :meth:`membership_maps`.
+        codes: ``l -> (B, T, d)`` output of the second sub-block (the ISTA codes for CRATE); for
+            ODL (CRATE-alpha) the sparse codes ``(B, T, r d)`` before decoding.
         num_prefix: number of non-patch tokens (1 for the CLS token).
         grid: ``(h, w)`` patch grid, ``N = h * w``.
-        scale: the attention scale ``p ** -0.5`` the model uses.
+        scale: the attention scale ``p ** -0.5`` the model uses (NaN for TSSA, which has none).
         logits: the model's output, ``(B, num_classes)`` (pooled features for a headless model).
     """
 
@@ -43,6 +51,7 @@ class Trace:
     k: dict[int, torch.Tensor] = field(default_factory=dict)
     v: dict[int, torch.Tensor] = field(default_factory=dict)
     codes: dict[int, torch.Tensor] = field(default_factory=dict)
+    membership: dict[int, torch.Tensor] = field(default_factory=dict)
     num_prefix: int = 1
     grid: tuple[int, int] = (0, 0)
     scale: float = 1.0
@@ -50,7 +59,7 @@ class Trace:
 
     @property
     def layers(self) -> list[int]:
-        return sorted(self.attn)
+        return sorted(self.tokens)
 
     def patch_features(self, layer: int) -> torch.Tensor:
         """``(B, H, N, p)`` patch features: CRATE's ``U_k^T z_i`` (eq. 12), a ViT's keys."""
@@ -58,8 +67,24 @@ class Trace:
 
     def cls_attention(self, layer: int) -> torch.Tensor:
         """``(B, H, h, w)``: the model's own attention of the CLS query to every patch."""
+        if layer in self.membership:
+            raise ValueError(f"layer {layer} is a TSSA layer: it forms no query-key attention; "
+                             "use Trace.membership_maps(layer) for its per-head maps")
         a = self.attn[layer][:, :, 0, self.num_prefix :]
         return rearrange(a, "b k (h w) -> b k h w", h=self.grid[0])
+
+    def membership_maps(self, layer: int) -> torch.Tensor:
+        """``(B, K, h, w)``: TSSA's membership Pi of every patch in each of the K heads.
+
+        ``maps[b, k, i, j]`` is the weight with which the patch in row i, column j of image b
+        enters head k's statistic (and is moved by head k); at every patch the K values sum to 1.
+        The CLS token's membership is left out (it is ``self.membership[layer][:, :, 0]``).
+        """
+        if layer not in self.membership:
+            kinds = "traced TSSA layers: " + str(sorted(self.membership)) if self.membership else "no TSSA layer traced"
+            raise ValueError(f"layer {layer} has no membership Pi ({kinds}); only TSSA (ToST) layers have one")
+        pi = self.membership[layer][:, :, self.num_prefix :]
+        return rearrange(pi, "b k (h w) -> b k h w", h=self.grid[0])
 
     def sparsity(self, layer: int, tol: float = 0.0) -> float:
         """Fraction of entries of the layer's codes with ``|x| <= tol`` (ISTA: exact zeros)."""
@@ -142,7 +167,8 @@ def trace(model: nn.Module, images: torch.Tensor, layers: Sequence[int] | int | 
         logits = model(images)
     out.logits = logits
     for l, store in stores.items():
-        for name in ("tokens", "attn", "q", "k", "v", "codes"):
-            getattr(out, name)[l] = store[name]
-    out.scale = float(model.blocks[layers[0]].attn.scale)
+        for name in ("tokens", "attn", "q", "k", "v", "codes", "membership"):
+            if name in store:
+                getattr(out, name)[l] = store[name]
+    out.scale = float(getattr(model.blocks[layers[0]].attn, "scale", float("nan")))
     return out

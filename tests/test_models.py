@@ -10,7 +10,8 @@ import torch
 import cratelib
 from cratelib import create_model, list_models
 from cratelib.models.crate import resample_pos_embed
-from cratelib.models.registry import CRATE_SIZES, FAMILIES, SIZES, VIT_SIZES, model_config
+from cratelib.models.registry import (CRATE_ALPHA_SIZES, CRATE_SIZES, EXTRA_PATCHES, FAMILIES, SIZES, TOST_SIZES,
+                                      VIT_SIZES, model_config)
 
 SMALL = dict(img_size=32, num_classes=7, depth=2)
 
@@ -18,9 +19,12 @@ SMALL = dict(img_size=32, num_classes=7, depth=2)
 def test_registry_has_every_family_size_and_patch():
     names = set(list_models())
     for family in FAMILIES:
-        for size in ("tiny", "small", "base", "large"):
+        sizes = ("tiny", "small", "medium", "large") if family == "tost" else ("tiny", "small", "base", "large")
+        for size in ("nano",) + sizes:
             for patch in (8, 16):
                 assert f"{family}_{size}_patch{patch}" in names
+    assert "crate_alpha_large_patch14" in names  # the released CRATE-alpha-L/14
+    assert "tost_base_patch16" not in names and "crate_base_patch14" not in names
 
 
 @pytest.mark.parametrize("family,size,dims", [
@@ -29,6 +33,12 @@ def test_registry_has_every_family_size_and_patch():
     # the official code's model/vit.py (the paper's baselines), as in timm and DeiT
     ("vit", "tiny", (192, 3, 12)), ("vit", "small", (384, 6, 12)),
     ("vit", "base", (768, 12, 12)), ("vit", "large", (1024, 16, 24)),
+    # UCSC-VLAA/CRATE-alpha models/crate.py decode_variant (Ti, S, B, L)
+    ("crate_alpha", "tiny", (192, 3, 12)), ("crate_alpha", "small", (576, 12, 12)),
+    ("crate_alpha", "base", (768, 12, 12)), ("crate_alpha", "large", (1024, 16, 24)),
+    # RobinWu218/ToST tost_vision/tost.py tost_cab_{tiny_12, small_12, medium_24, large_24}
+    ("tost", "tiny", (192, 4, 12)), ("tost", "small", (384, 8, 12)),
+    ("tost", "medium", (512, 8, 24)), ("tost", "large", (768, 16, 24)),
 ])
 def test_official_sizes(family, size, dims):
     with torch.device("meta"):
@@ -41,8 +51,10 @@ def test_official_sizes(family, size, dims):
 
 def test_every_family_uses_its_own_size_table():
     assert SIZES["vit"] is VIT_SIZES and VIT_SIZES["small"] != CRATE_SIZES["small"]
-    assert all(SIZES[f] is CRATE_SIZES for f in FAMILIES if f != "vit")
-    assert VIT_SIZES["nano"] == CRATE_SIZES["nano"]  # the book's CPU size is the same for both
+    assert SIZES["crate_alpha"] is CRATE_ALPHA_SIZES and SIZES["tost"] is TOST_SIZES
+    assert all(SIZES[f] is CRATE_SIZES for f in FAMILIES if f not in ("vit", "crate_alpha", "tost"))
+    for table in (VIT_SIZES, CRATE_ALPHA_SIZES, TOST_SIZES):  # the book's CPU size is the same for all
+        assert table["nano"] == CRATE_SIZES["nano"]
     for family in FAMILIES:
         for size, dims in SIZES[family].items():
             c = model_config(f"{family}_{size}_patch8")
@@ -72,9 +84,10 @@ def test_vit_is_timms_vit_of_the_same_name(size, patch):
 
 def test_closed_form_count_equals_the_built_model_for_every_registered_name():
     names = list_models()
-    assert len(names) == len(FAMILIES) * 5 * 2
+    assert len(names) == len(FAMILIES) * 5 * 2 + sum(len(p) for p in EXTRA_PATCHES.values())
     variants = [dict(num_classes=0), dict(num_classes=21843, img_size=480), dict(head_dim=40),
-                dict(qkv_bias=False, mlp_ratio=3.0, in_chans=1, patch_norm=True, img_size=96)]
+                dict(qkv_bias=False, mlp_ratio=3.0, in_chans=1, patch_norm=True, img_size=96),
+                dict(proj_bias=False, odl_ratio=2, qkv_bias=True)]
     cases = [(name, {}) for name in names] + [(f"{f}_nano_patch8", v) for f in FAMILIES for v in variants]
     for name, overrides in cases:
         with torch.device("meta"):
@@ -118,6 +131,8 @@ def test_ablation_blocks():
         "crate_mlp": ("MSSA", "MLP", None),
         "crate_mhsa": ("MHSA", "ISTA", True),
         "crate_sth": ("MSSA", "ISTA", False),
+        "crate_alpha": ("MSSA", "ODL", None),
+        "tost": ("TSSA", "ISTA", True),
     }
 
 

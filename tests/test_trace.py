@@ -69,3 +69,44 @@ def test_trace_timm_vit_matches_manual_attention():
 def test_trace_rejects_non_transformers():
     with pytest.raises(TypeError, match="CRATE model or a timm VisionTransformer"):
         trace(torch.nn.Linear(3, 3), torch.randn(1, 3, 8, 8))
+
+
+def test_trace_tost_records_membership_maps_of_the_patches():
+    torch.manual_seed(0)
+    tost = create_model("tost_nano_patch8", depth=2, **SMALL).eval()
+    x = torch.randn(2, 3, 32, 32)
+    tr = trace(tost, x)
+    torch.testing.assert_close(tr.logits, tost(x))
+    assert tr.layers == [0, 1] and sorted(tr.membership) == [0, 1] and not tr.attn and not tr.q
+    # recompute layer 1's Pi from the traced tokens of layer 0, independently of the layer's code
+    blk = tost.blocks[1]
+    w = blk.attn.qkv(blk.norm1(tr.tokens[0])).reshape(2, 17, 6, 32).transpose(1, 2)  # (B, K, T, p)
+    score = (w / w.norm(dim=2, keepdim=True)).square().sum(-1)
+    pi = torch.softmax(score * blk.attn.temp.reshape(1, 6, 1), dim=1)
+    torch.testing.assert_close(tr.membership[1], pi)
+    torch.testing.assert_close(tr.patch_features(1), w[:, :, 1:])
+    maps = tr.membership_maps(1)
+    assert maps.shape == (2, 6, 4, 4)
+    torch.testing.assert_close(maps[:, :, 2, 3], pi[:, :, 1 + 2 * 4 + 3])  # row-major patch grid
+    torch.testing.assert_close(maps.sum(1), torch.ones(2, 4, 4))
+    with pytest.raises(ValueError, match="membership_maps"):
+        tr.cls_attention(1)
+
+
+def test_membership_maps_need_a_tssa_layer(crate):
+    tr = trace(crate, torch.randn(1, 3, 32, 32), layers=[0])
+    with pytest.raises(ValueError, match="no TSSA layer traced"):
+        tr.membership_maps(0)
+    assert tr.cls_attention(0).shape == (1, 6, 4, 4)  # the other families keep their CLS attention
+
+
+def test_trace_crate_alpha_records_overcomplete_sparse_codes():
+    torch.manual_seed(0)
+    model = create_model("crate_alpha_nano_patch8", depth=2, **SMALL).eval()
+    x = torch.randn(1, 3, 32, 32)
+    tr = trace(model, x)
+    blk = model.blocks[1]
+    half = tr.tokens[0] + blk.attn(blk.norm1(tr.tokens[0]))
+    torch.testing.assert_close(tr.codes[1], blk.mlp.codes(blk.norm2(half)))
+    assert tr.codes[1].shape == (1, 17, 4 * 192) and 0 < tr.sparsity(1) < 1
+    assert tr.cls_attention(1).shape == (1, 6, 4, 4)

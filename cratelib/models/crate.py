@@ -3,7 +3,9 @@
 ``f = f_L o ... o f_1 o f_0`` (eq. 4): ``f_0`` embeds the patches and prepends the CLS token,
 each ``f_l`` is a :class:`~cratelib.blocks.Block`, and the classifier reads the last CLS token
 (eq. 9). The same skeleton with ``attn="mhsa", mlp="mlp"`` is a ViT, which is how the paper's
-Table 2 frames its ablations (MSSA+ISTA, MSSA+MLP, MHSA+ISTA, MHSA+MLP).
+Table 2 frames its ablations (MSSA+ISTA, MSSA+MLP, MHSA+ISTA, MHSA+MLP). ``mlp="odl"`` is
+CRATE-alpha's sparse coding block (arXiv 2405.20299) and ``attn="tssa"`` ToST's attention
+(arXiv 2412.17810).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from cratelib.blocks import ISTA, MHSA, MLP, MSSA, Block
+from cratelib.blocks import ISTA, MHSA, MLP, MSSA, ODL, Block
+from cratelib.tssa import TSSA
 
 __all__ = ["CRATEConfig", "CRATE", "resample_pos_embed"]
 
@@ -33,12 +36,15 @@ class CRATEConfig:
     depth: int = 12  # L
     num_heads: int = 6  # K
     head_dim: int | None = None  # p, default d / K
-    attn: Literal["mssa", "mhsa"] = "mssa"
-    mlp: Literal["ista", "ista_sth", "mlp"] = "ista"
-    mlp_ratio: float = 4.0  # hidden width of the MLP block (ViT); unused by ISTA
-    step_size: float = 0.1  # eta of the ISTA block
-    lambd: float = 0.1  # lambda of the ISTA block
-    qkv_bias: bool = True  # MHSA only; MSSA's projection has no bias
+    attn: Literal["mssa", "mhsa", "tssa"] = "mssa"
+    mlp: Literal["ista", "ista_sth", "mlp", "odl"] = "ista"
+    mlp_ratio: float = 4.0  # hidden width of the MLP block (ViT); unused by ISTA and ODL
+    odl_ratio: int = 4  # overcompleteness r of the ODL dictionaries (d x r d); ODL only
+    step_size: float = 0.1  # eta of the ISTA / ODL block
+    lambd: float = 0.1  # lambda of the ISTA / ODL block
+    qkv_bias: bool = True  # MHSA and TSSA; MSSA's projection has no bias
+    proj_bias: bool = True  # bias of the attention's output projection (CRATE-alpha: False)
+    norm_eps: float = 1e-5  # epsilon of the blocks' LayerNorms (CRATE-alpha: 1e-6)
     residual_from_norm: bool = False  # Alg. 1 / Alg. 3 residual instead of the official one
     patch_norm: bool = True  # LayerNorm before and after the patch projection (official CRATE)
     pool: Literal["cls", "mean"] = "cls"
@@ -48,7 +54,8 @@ class CRATEConfig:
     check_inputs: bool = True  # validate shapes, dtype and finiteness of the images
 
     def __post_init__(self) -> None:
-        choices = {"attn": ("mssa", "mhsa"), "mlp": ("ista", "ista_sth", "mlp"), "pool": ("cls", "mean")}
+        choices = {"attn": ("mssa", "mhsa", "tssa"), "mlp": ("ista", "ista_sth", "mlp", "odl"),
+                   "pool": ("cls", "mean")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"CRATEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -79,12 +86,16 @@ class CRATEConfig:
         norm = 2 * d  # a LayerNorm on d features: weight and bias
         embed = patch_dim * d + d + (2 * patch_dim + norm if self.patch_norm else 0)
         tokens = 1 + (self.img_size // self.patch_size) ** 2  # CLS + patch positions
-        if self.attn == "mssa":  # U^T without bias, output projection with bias
-            attn = d * inner + inner * d + d
-        else:  # q, k, v, output projection
-            attn = 3 * d * inner + (3 * inner if self.qkv_bias else 0) + inner * d + d
+        out = inner * d + (d if self.proj_bias else 0)  # the output projection
+        qkv_bias = inner if self.qkv_bias else 0
+        if self.attn == "mssa":  # U^T without bias
+            attn = d * inner + out
+        elif self.attn == "tssa":  # U^T, the inverse temperatures of Pi
+            attn = d * inner + qkv_bias + self.num_heads + out
+        else:  # q, k, v
+            attn = 3 * (d * inner + qkv_bias) + out
         hidden = int(d * self.mlp_ratio)
-        mlp = 2 * d * hidden + hidden + d if self.mlp == "mlp" else d * d  # ISTA: the dictionary D
+        mlp = {"mlp": 2 * d * hidden + hidden + d, "odl": 2 * d * self.odl_ratio * d}.get(self.mlp, d * d)  # ISTA: D
         head = self.num_classes * d + self.num_classes if include_head and self.num_classes > 0 else 0
         return embed + d + tokens * d + self.depth * (2 * norm + attn + mlp) + norm + head
 
@@ -134,7 +145,8 @@ class PatchEmbed(nn.Module):
 
 
 class CRATE(nn.Module):
-    """CRATE (``attn="mssa", mlp="ista"``), its ablations, and the ViT (``"mhsa"``, ``"mlp"``).
+    """CRATE (``attn="mssa", mlp="ista"``), its ablations, the ViT (``"mhsa"``, ``"mlp"``), CRATE-alpha
+    (``"mssa"``, ``"odl"``) and ToST's attention in the CRATE body (``"tssa"``, ``"ista"``).
 
     Forward API (timm's): ``forward_features(x) -> (B, 1+N, d)`` tokens after the last layer,
     ``forward_head(tokens, pre_logits=False) -> (B, num_classes)``, ``forward(x)``. Per-layer
@@ -155,8 +167,8 @@ class CRATE(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, c.dim))
         self.pos_drop = nn.Dropout(c.drop_rate)
-        self.blocks = nn.ModuleList([Block(c.dim, self._make_attn(c), self._make_mlp(c), c.residual_from_norm)
-                                     for _ in range(c.depth)])
+        self.blocks = nn.ModuleList([Block(c.dim, self._make_attn(c), self._make_mlp(c), c.residual_from_norm,
+                                           c.norm_eps) for _ in range(c.depth)])
         self.norm = nn.LayerNorm(c.dim)  # the official mlp_head's LayerNorm
         self.head = nn.Linear(c.dim, c.num_classes) if c.num_classes > 0 else nn.Identity()
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -165,13 +177,18 @@ class CRATE(nn.Module):
     @staticmethod
     def _make_attn(c: CRATEConfig) -> nn.Module:
         if c.attn == "mssa":
-            return MSSA(c.dim, c.num_heads, c.head_dim, c.attn_drop_rate, c.drop_rate, c.fused_attn)
-        return MHSA(c.dim, c.num_heads, c.head_dim, c.qkv_bias, c.attn_drop_rate, c.drop_rate, c.fused_attn)
+            return MSSA(c.dim, c.num_heads, c.head_dim, c.attn_drop_rate, c.drop_rate, c.fused_attn, c.proj_bias)
+        if c.attn == "tssa":
+            return TSSA(c.dim, c.num_heads, c.head_dim, c.qkv_bias, c.attn_drop_rate, c.drop_rate, c.proj_bias)
+        return MHSA(c.dim, c.num_heads, c.head_dim, c.qkv_bias, c.attn_drop_rate, c.drop_rate, c.fused_attn,
+                    c.proj_bias)
 
     @staticmethod
     def _make_mlp(c: CRATEConfig) -> nn.Module:
         if c.mlp == "mlp":
             return MLP(c.dim, int(c.dim * c.mlp_ratio), c.drop_rate)
+        if c.mlp == "odl":
+            return ODL(c.dim, c.odl_ratio, c.step_size, c.lambd)
         return ISTA(c.dim, c.step_size, c.lambd, nonnegative=c.mlp == "ista")
 
     def _check_inputs(self, x: torch.Tensor) -> None:
