@@ -47,7 +47,7 @@ def _train_zoo(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from cratelib.data import SyntheticConfig, export_coco, export_voc, load_or_generate
-    from cratelib.data.synthetic import cache_path
+    from cratelib.data.synthetic_store import cache_path
 
     fields = {"min_objects": args.min_objects, "max_objects": args.max_objects,
               "clutter": args.clutter, "fill": args.fill,

@@ -65,7 +65,7 @@ def test_data_command_errors_name_what_was_expected(tmp_path, capsys):
 
 def test_data_command_npz_reports_the_cache_file_it_wrote(tmp_path, capsys):
     from cratelib.data import SyntheticConfig
-    from cratelib.data.synthetic import cache_path
+    from cratelib.data.synthetic_store import cache_path
 
     assert main(["data", "--num-images", "2", "--cache-dir", str(tmp_path)]) == 0
     path = cache_path(SyntheticConfig(2, split="val"), tmp_path)

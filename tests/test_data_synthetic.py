@@ -11,11 +11,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from cratelib.data import synthetic
+from cratelib.data import synthetic_store
 from cratelib.data.shapes import SHAPES, rasterize
-from cratelib.data.synthetic import (CLASS_NAMES, SyntheticConfig, SyntheticData,
-                                     SyntheticDataset, default_cache_dir, generate,
-                                     load_or_generate)
+from cratelib.data.synthetic import CLASS_NAMES, SyntheticConfig, SyntheticData, generate
+from cratelib.data.synthetic_store import SyntheticDataset, default_cache_dir, load_or_generate
 from cratelib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 SINGLE = SyntheticConfig(60, image_size=64, seed=3, version=3)
@@ -172,7 +171,7 @@ def test_cache_round_trip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     def fail(_: SyntheticConfig) -> SyntheticData:
         raise AssertionError("should have been read from the cache")
 
-    monkeypatch.setattr(synthetic, "generate", fail)
+    monkeypatch.setattr(synthetic_store, "generate", fail)
     second = load_or_generate(config, tmp_path)
     for key in ("images", "labels", "semantic", "instance_map"):
         np.testing.assert_array_equal(getattr(first, key), getattr(second, key))
@@ -181,11 +180,11 @@ def test_cache_round_trip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 def test_epoch_draws_are_cached_compressed_with_only_what_training_reads(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path: Path) -> None:
     config = SyntheticConfig(40, image_size=64, seed=3)
-    images, labels = synthetic.epoch_images(config, 2, tmp_path)
+    images, labels = synthetic_store.epoch_images(config, 2, tmp_path)
     drawn = generate(config, epoch=2)
     np.testing.assert_array_equal(images, drawn.images)
     np.testing.assert_array_equal(labels, drawn.labels)
-    path = synthetic.cache_path(config, tmp_path, epoch=2)
+    path = synthetic_store.cache_path(config, tmp_path, epoch=2)
     assert [f.name for f in tmp_path.iterdir()] == [path.name] and path.name.endswith("-e2-train.npz")
     with np.load(path) as f:
         assert sorted(f.files) == ["config", "images", "labels"]
@@ -194,15 +193,15 @@ def test_epoch_draws_are_cached_compressed_with_only_what_training_reads(monkeyp
     def fail(*_) -> SyntheticData:
         raise AssertionError("should have been read from the cache")
 
-    monkeypatch.setattr(synthetic, "generate", fail)
-    again, again_labels = synthetic.epoch_images(config, 2, tmp_path)
+    monkeypatch.setattr(synthetic_store, "generate", fail)
+    again, again_labels = synthetic_store.epoch_images(config, 2, tmp_path)
     np.testing.assert_array_equal(again, images)
     np.testing.assert_array_equal(again_labels, labels)
     monkeypatch.undo()
     path.write_bytes(path.read_bytes()[:100])  # damaged: drawn again, with a warning
     with pytest.warns(UserWarning, match="regenerating"):
-        np.testing.assert_array_equal(synthetic.epoch_images(config, 2, tmp_path)[0], images)
-    np.testing.assert_array_equal(synthetic.epoch_images(config, 3, tmp_path)[0], generate(config, epoch=3).images)
+        np.testing.assert_array_equal(synthetic_store.epoch_images(config, 2, tmp_path)[0], images)
+    np.testing.assert_array_equal(synthetic_store.epoch_images(config, 3, tmp_path)[0], generate(config, epoch=3).images)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -227,7 +226,7 @@ def test_failed_cache_write_leaves_no_files(monkeypatch: pytest.MonkeyPatch,
         f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(synthetic.np, "savez", broken_savez)
+    monkeypatch.setattr(synthetic_store.np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         load_or_generate(SyntheticConfig(2, image_size=32), tmp_path)
     assert list(tmp_path.iterdir()) == []

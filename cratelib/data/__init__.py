@@ -16,8 +16,8 @@ from .factory import DATASETS, build_dataset, download
 from .sample import SAMPLE_CONFIGS, load_sample, sample_dir
 from .segmentation import VOC_CLASSES, COCODetection, VOCSegmentation
 from .shapes import CLASS_NAMES
-from .synthetic import (SyntheticConfig, SyntheticData, SyntheticDataset, default_cache_dir,
-                        generate, load_or_generate)
+from .synthetic import SyntheticConfig, SyntheticData, generate
+from .synthetic_store import SyntheticDataset, default_cache_dir, load_or_generate
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 __all__ = [

@@ -9,7 +9,8 @@ from torch.utils.data import Dataset
 
 from .classification import CIFAR10, CIFAR100, Flowers102, ImageFolderDataset, OxfordPets
 from .segmentation import COCODetection, VOCSegmentation
-from .synthetic import SyntheticConfig, SyntheticDataset
+from .synthetic import SyntheticConfig
+from .synthetic_store import SyntheticDataset
 
 __all__ = ["DATASETS", "build_dataset", "download", "SYNTHETIC_SIZES", "synthetic_config"]
 

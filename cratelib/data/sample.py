@@ -33,8 +33,8 @@ from cratelib.io import atomic_write
 from ._errors import DatasetFormatError
 from .export import export_coco, export_voc
 from .segmentation import VOCSegmentation
-from .synthetic import (SyntheticConfig, SyntheticData, default_cache_dir,
-                        generate)
+from .synthetic import SyntheticConfig, SyntheticData, generate
+from .synthetic_store import default_cache_dir
 
 __all__ = ["SAMPLE_CONFIGS", "REPO_SAMPLE_DIR", "sample_dir", "load_sample", "write_sample"]
 

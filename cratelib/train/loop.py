@@ -39,7 +39,7 @@ from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_
 from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_dataset, eval_transform,
                            train_transform)
 from cratelib.data.factory import synthetic_config
-from cratelib.data.synthetic import epoch_images
+from cratelib.data.synthetic_store import epoch_images
 from cratelib.io import atomic_write, atomic_write_text
 from cratelib.models import CRATE, create_model
 from cratelib.train.config import TrainConfig
@@ -122,7 +122,7 @@ class _FreshSource(_TensorSource):
     """Synthetic training images drawn anew for every epoch (``config.fresh_data``): image ``i`` of
     epoch ``e`` comes from ``(seed, e, i)`` (:func:`cratelib.data.synthetic.generate`), so a resumed
     run sees exactly the images the uninterrupted one saw. Call :meth:`set_epoch` before
-    :meth:`batches`. Each epoch is cached on disk (:func:`~cratelib.data.synthetic.epoch_images`),
+    :meth:`batches`. Each epoch is cached on disk (:func:`~cratelib.data.synthetic_store.epoch_images`),
     so runs that share the data config (the models and seeds of a study) generate it once."""
 
     def __init__(self, config: SyntheticConfig, cache_dir: str | None, shard: Shard = Shard()) -> None:
