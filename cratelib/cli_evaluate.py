@@ -47,11 +47,13 @@ from cratelib.figures.curves import plot_layerwise
 from cratelib.figures.maskcut import plot_detections
 from cratelib.figures.pca_maps import plot_pca
 from cratelib.io import atomic_write, atomic_write_json, cache_home
+from cratelib.models.catalogue import model_primary_layer
 from cratelib.trace import num_layers, patch_size
 
 TASKS = ("attention", "pca", "coarse-seg", "maskcut")
 DATA = ("embedded", "voc", "coco", "folder")
-DEFAULT_LAYER = {"attention": -2, "pca": -1, "coarse-seg": None, "maskcut": -1}  # None: all layers
+# None: all layers; "primary": the model's pre-named layer (CRATE's penultimate, a ViT's last)
+DEFAULT_LAYER = {"attention": "primary", "pca": -1, "coarse-seg": None, "maskcut": -1}
 MAX_FIGURES = 8
 
 
@@ -75,7 +77,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--root", type=Path, help="data root for voc, coco or folder")
     p.add_argument("--split", help="VOC list name (default val) or COCO split (default val2017)")
     p.add_argument("--layer", type=int, help="block index from 0, negatives from the end (default: "
-                   "attention -2, pca and maskcut -1, coarse-seg all layers); figures number layers from 1")
+                   "attention the model's pre-named layer: CRATE's penultimate, a ViT's last; pca and maskcut -1, "
+                   "coarse-seg all layers); figures number layers from 1")
     p.add_argument("--img-size", type=int, help="square input size (default: the model's own training size; "
                    "the paper's MaskCut uses 480)")
     p.add_argument("--num-images", type=int, default=8, help="first N images of the data (default 8)")
@@ -218,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
     grid = img_size // patch_size(model)
     cache = None if args.no_cache else FeatureCache(args.cache_dir, model_id)
     layer = args.layer if args.layer is not None else DEFAULT_LAYER[args.task]
+    layer = model_primary_layer(model) if layer == "primary" else layer
     layers = list(range(num_layers(model))) if layer is None else [layer]
     out = args.out / args.task
     out.mkdir(parents=True, exist_ok=True)

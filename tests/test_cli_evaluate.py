@@ -119,5 +119,9 @@ def test_the_shipped_crate_runs_at_its_own_64_px_by_default(tmp_path, monkeypatc
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())
     assert metrics["img_size"] == 64 and metrics["grid"] == [8, 8]  # not 224 px, a 28x28 grid it never saw
+    assert metrics["layers"] == [-2]  # CRATE's pre-named layer, the penultimate
+    vit = [a if a != str(ZOO_DIR / "crate.pt") else str(ZOO_DIR / "vit.pt") for a in argv]
+    assert main(vit) == 0
+    assert json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())["layers"] == [-1]  # a ViT's last
     assert main([*argv, "--img-size", "128"]) == 0
     assert json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())["grid"] == [16, 16]

@@ -59,3 +59,17 @@ def test_a_toy_measure_and_a_toy_family_reach_the_study_table(toy):
     assert table[1]["peak"] == f"{toy_rows[1]['peak']:.3f} (1 seed)"
     (v,) = study_verdicts(result.rows, result.scores, measure="peak", pairs=[("toy", "crate")])
     assert v["seeds"] == 1 and not v["real"] and np.isfinite(v["per_seed"][0]["se"])
+
+
+def test_the_pre_named_layer_of_any_model_follows_its_family():
+    import timm
+
+    assert catalogue.primary_layer("crate") == catalogue.primary_layer("crate-mlp") == -2
+    assert catalogue.primary_layer("vit-cls") == catalogue.primary_layer("vit") == -1
+    assert catalogue.primary_layer("crate", depth=6) == 4 and catalogue.primary_layer("vit-gap", depth=6) == 5
+    with pytest.raises(ValueError, match="no primary layer"):
+        catalogue.primary_layer("resnet")
+    small = dict(img_size=32, dim=32, num_heads=2, depth=2)
+    assert catalogue.model_primary_layer(cratelib.create_model("crate_mhsa_nano_patch8", **small)) == -2
+    assert catalogue.model_primary_layer(cratelib.create_model("vit_nano_patch8", **small)) == -1
+    assert catalogue.model_primary_layer(timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=1)) == -1

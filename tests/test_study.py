@@ -253,3 +253,15 @@ def test_cli_study_finds_the_study_of_its_img_size(capsys):
     assert main(["study", "--img-size", "96"]) == 2  # no run at 96 px: the error names its folder
     err = capsys.readouterr().err
     assert "no finished study runs in" in err and "runs-96px" in err
+
+
+def test_progress_rows_list_every_run_as_far_as_it_got():
+    from cratelib.train.study import progress_rows, study_folders
+
+    rows = progress_rows(["crate"], [0, 97], img_size=128)
+    assert [r["run"] for r in rows] == ["crate-s0", "crate-s97"]
+    done = run_progress(study_folders(128)[0] / "crate-s0")
+    assert rows[0]["epoch"] == f"{done['epoch']}/50" and rows[0]["validation accuracy"] == done["val_acc"]
+    assert rows[0]["minutes per epoch"] == pytest.approx(done["time_s"] / done["epoch"] / 60)
+    assert rows[1]["epoch"] == "not started" and rows[1]["validation accuracy"] != rows[1]["validation accuracy"]
+    assert rows[1]["command"] == "`python -m cratelib train-study --img-size 128 --only crate --seed 97`"

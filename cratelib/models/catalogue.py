@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["StudyEntry", "CATALOGUE", "PRIMARY_MODELS", "entry", "label", "primary_layer", "run_name", "split_run_name"]
+__all__ = ["StudyEntry", "CATALOGUE", "PRIMARY_MODELS", "entry", "label", "primary_layer", "model_primary_layer", "run_name",
+           "split_run_name"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ def primary_layer(name: str, depth: int | None = None) -> int:
         raise ValueError(f"no primary layer for {name!r}: neither a study model ({', '.join(CATALOGUE)}) nor a "
                          f"model of their families")
     return -found.primary_from_end if depth is None else depth - found.primary_from_end
+
+
+def model_primary_layer(model) -> int:
+    """The pre-named layer of any loaded model, counted from the end: ``-1`` for a ViT (a timm model,
+    or a registry model with MHSA and an MLP), ``-2`` for CRATE and its variants, as the paper
+    measures them (Figs. 13-14)."""
+    config = getattr(model, "config", None)
+    vit = not hasattr(config, "attn") or (config.attn == "mhsa" and config.mlp == "mlp")
+    return -1 if vit else -2
 
 
 def run_name(model: str, seed: int) -> str:

@@ -25,7 +25,7 @@ from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file, zoo_record
 
 __all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "train_command", "study_checkpoints",
-           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "not_trained_note", "train_study",
+           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "progress_rows", "not_trained_note", "train_study",
            "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
@@ -224,6 +224,24 @@ def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> li
                     out.append({**snap, "label": f"equal accuracy, epoch {snap['epoch']}",
                                 "accuracy": val_acc.get(snap["epoch"]), "accuracy_split": "validation", "record": None})
     return out
+
+
+def progress_rows(models: Sequence[str], seeds: Sequence[int], img_size: int = RECIPE_IMG_SIZE) -> list[dict]:
+    """One table row per run ``(model, seed)`` of the study at ``img_size``, as far as its committed
+    run folder has got: ``run``, ``epoch`` (``"e/E"``, ``"not started"``), validation accuracy and
+    minutes of training per epoch (across resumes), and the command that trains or resumes it."""
+    runs, _ = study_folders(img_size)
+    epochs = study_config(models[0], img_size=img_size).epochs
+    rows = []
+    for model in models:
+        for seed in seeds:
+            r = run_progress(runs / run_name(model, seed))
+            rows.append({"run": run_name(model, seed),
+                         "epoch": f"{r['epoch']}/{epochs}" if r else "not started",
+                         "validation accuracy": r["val_acc"] if r else float("nan"),
+                         "minutes per epoch": r["time_s"] / r["epoch"] / 60 if r else float("nan"),
+                         "command": f"`{train_command(model, seed, img_size)}`"})
+    return rows
 
 
 def not_trained_note(missing: Mapping[str, int | None], epochs: int) -> str:
