@@ -109,7 +109,7 @@ def test_maskcut_on_planted_features_scores_ap_one(coco_gt):
         samples.append(Sample(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8), img_id, str(img_id)))
         objects[img_id] = [(mask, 4)]
     gt = coco_gt(objects)
-    run = run_maskcut(torch.stack(feats), (12, 12), samples, num_objects=1, crf=False)
+    run = run_maskcut(torch.stack(feats), (12, 12), samples, num_objects=1)
     scores = evaluate_maskcut(run, gt)
     assert set(scores) == {"no_crf"} and run.detections_crf is None
     assert scores["no_crf"]["segm"]["AP"] == pytest.approx(1.0)

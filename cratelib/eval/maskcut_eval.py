@@ -47,7 +47,7 @@ class MaskCutRun:
         image_ids: the images processed.
         patch_masks: per image, ``(n, h, w)`` bool masks on the patch grid.
         detections: COCO results without CRF.
-        detections_crf: COCO results after CRF (``None`` if it was not run).
+        detections_crf: COCO results after CRF (``None`` until :func:`maskcut_ap` adds them).
     """
 
     image_ids: list[int] = field(default_factory=list)
@@ -67,27 +67,23 @@ def run_maskcut(
     num_objects: int = 3,
     tau: float = 0.15,
     solver: Solver = "auto",
-    crf: bool = True,
-    crf_size: int = 480,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> MaskCutRun:
-    """MaskCut on ``J`` images.
+    """MaskCut on ``J`` images (the CRF-refined detections are added by :func:`maskcut_ap`).
 
     Args:
         features: ``(J, N, D)`` last-layer patch features (``extract(..., what=("features",))``).
         grid: patch grid ``(h, w)``.
         samples: the J images (their sizes and ids are used).
         num_objects, tau, solver: MaskCut settings (paper: 3, 0.15).
-        crf: also produce CRF-refined detections.
-        crf_size: side of the square image the CRF runs on.
         device: where the cuts are computed (``"cuda"`` with ``solver="auto"``
             uses the torch eigensolver on the GPU).
         progress: tqdm bar.
     """
     if features.shape[0] != len(samples):
         raise ValueError(f"{features.shape[0]} feature maps but {len(samples)} samples")
-    run = MaskCutRun(detections_crf=[] if crf else None)
+    run = MaskCutRun()
     for feats, sample in tqdm(list(zip(features, samples)), desc="maskcut", disable=not progress):
         result = maskcut(feats.to(device), grid, num_objects, tau, solver=solver)
         size = sample.image.shape[:2]
@@ -96,13 +92,12 @@ def run_maskcut(
         run.detections += detections_for_image(
             sample.image_id, [upsample_mask(m, size) for m in result.masks]
         )
-        if crf:
-            run.detections_crf += crf_detections(result.masks, sample, crf_size)
     return run
 
 
 def crf_detections(patch_masks: np.ndarray, sample: Sample, crf_size: int = 480) -> list[dict]:
-    """COCO results of one image's MaskCut masks after CRF refinement (what ``crf=True`` adds).
+    """COCO results of one image's MaskCut masks after CRF refinement (what ``maskcut_ap(crf=True)``
+    adds).
 
     Each non-empty ``(h, w)`` patch mask is upsampled to the image resized to ``crf_size``
     square, refined there (:func:`cratelib.eval.crf.refine_mask`: CRF, hole filling, dropped
@@ -216,8 +211,7 @@ def maskcut_ap(features: torch.Tensor, grid: tuple[int, int], samples: Sequence[
     t0 = time.perf_counter()
     cpu = torch.device(device).type == "cpu"
     with single_thread() if cpu else contextlib.nullcontext():
-        run = run_maskcut(features, grid, samples, num_objects, tau, solver=solver, crf=False, device=device,
-                          progress=progress)
+        run = run_maskcut(features, grid, samples, num_objects, tau, solver=solver, device=device, progress=progress)
     seconds = {"maskcut": time.perf_counter() - t0}
     if crf:
         t0 = time.perf_counter()
