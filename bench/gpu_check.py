@@ -208,10 +208,9 @@ def time_maskcut(sizes: Sizes, device: torch.device) -> dict:
 
     import cratelib
     from cratelib.data import load_sample
-    from cratelib.eval.maskcut import maskcut
-    from cratelib.eval.maskcut_eval import crf_detections
-    from cratelib.eval.sources import Sample
     from cratelib.eval.extract import layer_features
+    from cratelib.eval.maskcut_eval import maskcut_ap
+    from cratelib.eval.sources import Sample
 
     solver = "torch" if device.type == "cuda" else "dense"
     images = list(load_sample("shapes224").images[: sizes.maskcut_images])
@@ -220,21 +219,14 @@ def time_maskcut(sizes: Sizes, device: torch.device) -> dict:
     _sync(device)
     t0 = time.perf_counter()
     feats, grid = layer_features(model, images, [-1], sizes.maskcut_img, device=device)
-    feats = feats[0]  # (J, N, D) of the last layer
     _sync(device)
     features_s = (time.perf_counter() - t0) / len(images)
-    cut_s, crf_s, masks = [], [], 0
-    for i, (image, f) in enumerate(zip(images, feats)):
-        t0 = time.perf_counter()
-        result = maskcut(f.to(device), grid, num_objects=3, solver=solver)
-        cut_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        crf_detections(result.masks, Sample(np.asarray(image), i + 1, f"sample{i}"), crf_size=sizes.maskcut_img)
-        crf_s.append(time.perf_counter() - t0)
-        masks += int(sum(m.any() for m in result.masks))
+    samples = [Sample(np.asarray(image), i + 1, f"sample{i}") for i, image in enumerate(images)]
+    ap = maskcut_ap(feats[0], grid, samples, None, crf=True, crf_size=sizes.maskcut_img, solver=solver, device=device)
+    masks = sum(int(m.any(axis=(1, 2)).sum()) for m in ap.patch_masks)
     return {"model": sizes.maskcut_model, "img": sizes.maskcut_img, "grid": grid, "solver": f"{solver} ({device.type})",
-            "images": len(images), "features_s": features_s, "cuts_s": float(np.mean(cut_s)),
-            "crf_s": float(np.mean(crf_s)), "masks": masks}
+            "images": len(images), "features_s": features_s, "cuts_s": ap.seconds["maskcut"] / len(images),
+            "crf_s": ap.seconds["crf"] / len(images), "masks": masks}
 
 
 @contextmanager
