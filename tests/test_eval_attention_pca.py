@@ -1,5 +1,6 @@
 """CLS attention maps (eqs. 10-11) and the PCA of patch features (eq. 12)."""
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -12,7 +13,7 @@ from cratelib.eval.attention import (
     model_cls_attention,
     upsample_maps,
 )
-from cratelib.eval.extract import concat_heads
+from cratelib.eval.extract import concat_heads, to_model_input
 from cratelib.eval.pca import foreground_mask, pca_foreground, pca_grey_rgb
 
 
@@ -142,3 +143,17 @@ def test_concat_heads_order():
     assert torch.equal(c[1, 2, 5:10], f[1, 1, 2])
     with pytest.raises(ValueError, match=r"\(B, H, N, p\)"):
         concat_heads(f[0])
+
+
+def test_layer_maps_of_a_tost_model_are_its_patch_memberships():
+    import cratelib
+    from cratelib.eval.extract import layer_maps
+
+    torch.manual_seed(0)
+    model = cratelib.create_model("tost_nano_patch8", img_size=32, num_classes=3, dim=32, num_heads=4, depth=2).eval()
+    images = [np.random.default_rng(j).integers(0, 255, (32, 32, 3), dtype=np.uint8) for j in range(2)]
+    maps = layer_maps(model, images)  # (L, J, K, h, w)
+    assert maps.shape == (2, 2, 4, 4, 4)
+    torch.testing.assert_close(maps.sum(2), torch.ones(2, 2, 4, 4))  # a membership over the heads
+    tr = cratelib.trace(model, to_model_input(images, 32), layers=[1])
+    torch.testing.assert_close(maps[1], tr.membership_maps(1))

@@ -79,6 +79,15 @@ def cls_attention(tr: Trace, layer: int, scale: float | None = None) -> torch.Te
     )
 
 
+def layer_map(tr: Trace, layer: int, scale: float | None = None) -> torch.Tensor:
+    """The per-head map the book measures at ``layer``, ``(B, H, h, w)``: the CLS attention of
+    eqs. 10-11 (:func:`cls_attention`), or, for a TSSA (ToST) layer, which forms no token-to-token
+    attention, the membership Pi of every patch in each head (:meth:`cratelib.trace.Trace.membership_maps`)."""
+    if layer in tr.membership:
+        return tr.membership_maps(layer)
+    return cls_attention(tr, layer, scale)
+
+
 def model_cls_attention(tr: Trace, layer: int) -> torch.Tensor:
     """The model's own softmax row of the CLS query, patches only: ``(B, H, h, w)`` (DINO)."""
     return tr.cls_attention(layer)

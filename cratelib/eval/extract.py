@@ -3,8 +3,8 @@
 One forward pass per batch through :func:`cratelib.trace.trace` gives, for
 each requested layer ``l``:
 
-* ``attention[l]``: ``(J, H, h, w)`` CLS attention maps of eqs. 10-11
-  (:func:`cratelib.eval.attention.cls_attention`);
+* ``attention[l]``: ``(J, H, h, w)`` CLS attention maps of eqs. 10-11 (for a ToST layer, the
+  membership Pi of the patches: :func:`cratelib.eval.attention.layer_map`);
 * ``features[l]``: ``(J, N, H p)`` patch features, the heads' projections
   concatenated (CRATE: ``U_k^T z``; ViT: keys), for PCA and MaskCut.
 
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from cratelib import create_model, list_models, load_checkpoint
 from cratelib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from cratelib.eval.attention import cls_attention
+from cratelib.eval.attention import layer_map
 from cratelib.eval.cache import cache_key, cached, file_sha256, state_dict_sha256
 from cratelib.trace import num_layers, trace
 
@@ -180,7 +180,7 @@ def _forward(model, images, layers, img_size, what, batch_size, device, scale, p
         tr = trace(model, x, layers=[l % depth for l in layers])
         for l in layers:
             if "attention" in parts:
-                parts["attention"][l].append(cls_attention(tr, l % depth, scale).float().cpu())
+                parts["attention"][l].append(layer_map(tr, l % depth, scale).float().cpu())
             if "features" in parts:
                 parts["features"][l].append(concat_heads(tr.patch_features(l % depth)).float().cpu())
         out = out or Extracted(grid=tr.grid)

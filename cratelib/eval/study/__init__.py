@@ -19,6 +19,11 @@ object patch (:data:`cratelib.eval.scoring.RULES`): at least half of its pixels 
 the one with the highest mean AUC on the selection set - and scored on the measurement set (never a
 best head per image); the mean over all heads is reported beside it. Every layer is measured.
 
+**The map of a family without [CLS] attention.** A ToST model's TSSA layers form no
+token-to-token attention; its map is the membership Pi of each patch in each head (the per-head
+weight with which the patch enters the head's statistic, :func:`cratelib.eval.attention.layer_map`),
+scored by the same per-image AUC and head choice. Fixed here before any ToST run is measured.
+
 **Secondary measures.** Every other measure of :data:`cratelib.eval.scoring.MEASURES` (the share of
 attention on the main object and on the distractors; the IoU of DINO's 60 %-mass set for the best
 head of each image), how well the first principal component of the patch features separates object
