@@ -70,3 +70,18 @@ def test_overlay_masks_keeps_colour_slots_of_empty_masks():
     assert len(ax.images) == 1 and len(ax.patches) == 1  # one overlay and one box: the empty mask is skipped
     assert ax.patches[0].get_edgecolor()[:3] == plt.get_cmap("tab10")(1)[:3]
     plt.close(fig)
+
+
+def test_shared_legend_lists_each_label_once_beside_the_panels():
+    import matplotlib.pyplot as plt
+
+    from cratelib.figures.style import shared_legend
+
+    fig, axes = plt.subplots(1, 2)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], label="crate")
+    axes[1].plot([0, 1], [1, 0], label="vit")
+    shared_legend(fig, axes, width=0.2)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["crate", "vit"]
+    assert max(ax.get_position().x1 for ax in axes) <= 0.8 + 1e-9
+    plt.close(fig)

@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 
 from cratelib.eval.maskcut import mask_to_box
 
-__all__ = ["STYLE", "COLORS", "styled", "contour", "overlay_masks", "no_ticks", "finish"]
+__all__ = ["STYLE", "COLORS", "styled", "contour", "overlay_masks", "no_ticks", "finish", "shared_legend"]
 
 # Figures are sized for the book's text column (about 9-10 inches wide at 110 dpi).
 STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7.5, "figure.dpi": 110}
@@ -76,3 +76,14 @@ def overlay_masks(ax, masks: Sequence[np.ndarray], lw: float = 2.0) -> None:
         ax.imshow(overlay)
         x, y, w, h = mask_to_box(mask)
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=c, linewidth=lw))
+
+
+def shared_legend(fig, axes, width: float = 0.17) -> None:
+    """One legend for all panels of ``fig``, right of them, each label once (the first handle drawn
+    with it); the panels are laid out in the remaining ``1 - width`` of the figure."""
+    seen = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    fig.legend(list(seen.values()), list(seen), loc="center right", fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - width, 1))
