@@ -17,7 +17,7 @@ from cratelib.eval.study.verdicts import accuracy_bar_note  # noqa: E402
 from cratelib.figures import curves, heads  # noqa: E402
 from cratelib.models.registry import FAMILIES  # noqa: E402
 from cratelib.models.catalogue import CATALOGUE  # noqa: E402
-from cratelib.train.study import not_trained_note, study_config  # noqa: E402
+from cratelib.train.study import study_config  # noqa: E402
 
 
 def _rows() -> list[dict]:
@@ -104,16 +104,12 @@ def test_study_summary_rows_give_mean_spread_and_seeds():
     assert mixed[1]["AP50"] == "10.0 (1 seed)" and mixed[1]["AUC"] == "0.800 (1 seed)"
 
 
-def test_study_table2_rows_and_the_not_trained_note():
+def test_study_table2_rows():
     rows = table2_rows({"crate": {"auc": 0.86, "ap50": 18.0, "seeds": 2}})
     assert [r["model"] for r in rows] == ["CRATE", "CRATE-MLP", "CRATE-MHSA", "ViT-CLS", "ViT-GAP", "CRATE-sth"]
     assert rows[0]["paper VOC mIoU"] == 23.9 and rows[0]["ours: AUC"] == 0.86 and rows[0]["seeds"] == 2
     assert rows[3]["paper VOC mIoU"] == rows[4]["paper VOC mIoU"] == 14.1
     assert rows[1]["ours: AUC"] == "not trained yet" and np.isnan(rows[5]["paper det AP50"])
-    note = not_trained_note({"crate-mlp": None, "crate-sth": 7}, 50)
-    assert "`python -m cratelib train-study --only crate-mlp --seed 0`" in note
-    assert "stopped after epoch 7 of 50" in note and "CRATE-sth" in note
-    assert "Every model" in not_trained_note({}, 50)
 
 
 def test_accuracy_bar_note_names_the_runs_below_the_bar():

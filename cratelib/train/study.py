@@ -18,14 +18,14 @@ from typing import Mapping, Sequence
 
 import torch
 
-from cratelib.models.catalogue import CATALOGUE, entry, label, run_name, split_run_name
+from cratelib.models.catalogue import CATALOGUE, entry, run_name, split_run_name
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file, zoo_record
 
 __all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "train_command", "study_checkpoints",
-           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "progress_rows", "not_trained_note", "train_study",
+           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "progress_rows", "train_study",
            "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
@@ -242,20 +242,6 @@ def progress_rows(models: Sequence[str], seeds: Sequence[int], img_size: int = R
                          "minutes per epoch": r["time_s"] / r["epoch"] / 60 if r else float("nan"),
                          "command": f"`{train_command(model, seed, img_size)}`"})
     return rows
-
-
-def not_trained_note(missing: Mapping[str, int | None], epochs: int) -> str:
-    """Markdown: the study models without a shipped run, each with the command that trains it and,
-    where a partial run folder exists, how far it got (``missing``: name -> epochs done or None)."""
-    if not missing:
-        return "Every model of the study has at least one shipped run."
-    parts = []
-    for name, done in missing.items():
-        where = f", a partial run stopped after epoch {done} of {epochs} resumes with it" if done else ""
-        parts.append(f"{label(name)} (`{train_command(name, 0)}`{where})")
-    return ("**Not trained yet:** " + "; ".join(parts) + ". Each run is the study's recipe with only the "
-            "model changed; once its checkpoint is shipped to `data/checkpoints/study/`, this chapter "
-            "measures it with the others.")
 
 
 def _in_repository(path: Path) -> str:
