@@ -110,3 +110,17 @@ def test_book_and_package_speak_of_runs_not_of_sessions():
     pages = [*(ROOT / "book").glob("*.md"), *(ROOT / "cratelib").rglob("*.py"), *(ROOT / "cratelib").rglob("*.yaml")]
     found = [hit for page in sorted(pages) for hit in _words_of_development(page)]
     assert not found, "the book speaks of runs, data and machines:\n" + "\n".join(found)
+
+
+HIDDEN = ("remove-cell", "remove-input", "hide-input", "hide-cell")
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
+def test_no_hidden_cell_defines_a_function(md):
+    """Hidden cells hold exercise solutions and glue calls; a function a chapter needs is either
+    taught in a visible cell or lives in the library."""
+    nb = jupytext.read(md)
+    hidden = [c for c in nb.cells if c.cell_type == "code" and set(c.metadata.get("tags", [])) & set(HIDDEN)]
+    defining = [c.source.splitlines()[0] for c in hidden
+                if any(line.lstrip().startswith("def ") for line in c.source.splitlines())]
+    assert not defining, f"hidden cells defining functions in {md.name}: {defining}"
