@@ -124,9 +124,11 @@ def convert_official_state_dict(state: dict) -> dict:
             unexpected.append(key)
     missing = sorted(set(_OFFICIAL_TOP) - set(state))
     if unexpected or missing:
+        mae = any(k.startswith("decoder_blocks.") for k in state)
         raise KeyError(
             f"not an official CRATE state dict: unexpected keys {sorted(unexpected)[:20]}, "
             f"missing keys {missing[:20]} (expected the names of Ma-Lab-Berkeley/CRATE model/crate.py)"
+            + ("; these are CRATE-MAE weights: load them with cratelib.load_official_mae_checkpoint" if mae else "")
         )
     return out
 

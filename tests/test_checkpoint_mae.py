@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cratelib import load_official_mae_checkpoint
+from cratelib import load_official_checkpoint, load_official_mae_checkpoint
 from cratelib.models.crate_mae import sincos_pos_embed
 
 
@@ -144,6 +144,8 @@ def test_other_files_are_refused_naming_what_was_read(tmp_path):
         load_official_mae_checkpoint(sd, num_heads=2)
     with pytest.raises(ValueError, match=r"cannot change them: depth=3 \(the weights have depth=2\)"):
         load_official_mae_checkpoint(official_mae_state_dict(), num_heads=2, depth=3)
+    with pytest.raises(KeyError, match="CRATE-MAE weights: load them with cratelib.load_official_mae_checkpoint"):
+        load_official_checkpoint(official_mae_state_dict())
     torch.save(torch.randn(3), tmp_path / "t.pth")
     with pytest.raises(ValueError, match="holds a Tensor, not a state dict"):
         load_official_mae_checkpoint(tmp_path / "t.pth")
