@@ -24,9 +24,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"cratelib {args.command}: {err}", file=sys.stderr)
         return 2
     final = result.history[-1] if result.history else {}
+    held_out = "val_recon" if config.objective == "mae" else "val_acc"  # reconstruction error or accuracy
     if is_main_process():
         print(f"run {result.run_dir}: {len(result.history)} epochs, {result.train_time_s:.0f} s, "
-              f"val_acc={final.get('val_acc', float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
+              f"{held_out}={final.get(held_out, float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
     return 0
 
 
