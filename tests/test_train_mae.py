@@ -51,10 +51,17 @@ def test_objective_and_model_must_agree():
 
 
 def test_cli_trains_and_records_held_out_reconstruction_error(tmp_path, capsys):
-    args = ["train", "--config", "study-mae", *TINY, f"--set=out_dir={tmp_path}", f"--set=data_root={tmp_path / 'c'}"]
+    args = ["train", "--config", "study-mae", *TINY, f"--set=out_dir={tmp_path}", f"--set=data_root={tmp_path / 'c'}",
+            "--export", str(tmp_path / "ship")]
     assert main(args) == 0
     assert "2 epochs" in capsys.readouterr().out
     run = tmp_path / "crate-mae-s0"
+    record = json.loads((tmp_path / "ship" / "crate-mae-s0.json").read_text())
+    assert record["command"].startswith("python -m cratelib train --config study-mae --set=model_args.dim=32")
+    assert set(record["held_out"]) == {"seed", "images", "recon"} and np.isfinite(record["held_out"]["recon"])
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    shipped = load_checkpoint(tmp_path / "ship" / "crate-mae-s0.pt")
+    assert isinstance(shipped, CRATEMAE) and shipped.config.dim == 32
     epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"val_recon"' in l]
     assert [e["epoch"] for e in epochs] == [1, 2] and "val_acc" not in epochs[0] and "train_acc" not in epochs[0]
     # the recorded error is the model's masked-patch loss on the validation images, masks from seed 0
