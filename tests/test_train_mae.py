@@ -35,7 +35,7 @@ def assert_same(a, b):
 def test_preset_is_the_study_recipe_with_the_mae_objective():
     mae, study = load_config("study-mae"), load_config("study")
     assert (mae.objective, mae.model, study.objective) == ("mae", "crate_mae_nano_patch8", "classify")
-    for key in ("data", "data_args", "fresh_data", "img_size", "num_classes", "optimizer", "lr", "weight_decay",
+    for key in ("data", "data_args", "fresh_data", "img_size", "num_classes", "optimizer", "weight_decay",
                 "batch_size", "epochs", "warmup_epochs", "min_lr", "seed", "snapshot_epochs"):
         assert getattr(mae, key) == getattr(study, key), key
     assert {k: mae.model_args[k] for k in ("dim", "num_heads", "depth")} == study.model_args
