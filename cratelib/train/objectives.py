@@ -9,7 +9,9 @@ the same data, schedule, checkpoints and exact resume:
   of the masked patches, each batch with fresh random masks from torch's generator (seeded per
   epoch by the loop, so a resumed run draws the same masks). No label is ever read: the data
   sources still yield ``(images, labels)`` pairs, and this objective drops the labels unread.
-  Held out: :func:`reconstruction_error` (``val_recon``), with the same masks every epoch.
+  Held out: :func:`reconstruction_error` (``val_recon``), with the same masks every epoch. Under
+  ``torchrun`` each process draws the masks of its share of a batch from its own seed, so a
+  multi-process run is the one-process run in distribution, not bit for bit.
 """
 from __future__ import annotations
 
