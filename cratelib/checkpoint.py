@@ -1,7 +1,8 @@
 """Checkpoints: cratelib's own (atomic, self-describing) and the official CRATE release.
 
 A cratelib checkpoint is ``{"model": state_dict, "config": CRATEConfig dict, **extra}``, so
-:func:`load_checkpoint` rebuilds the model without knowing its name. Writes go to a temporary
+:func:`load_checkpoint` rebuilds the model without knowing its name; a masked autoencoder's
+also says ``"arch": "crate_mae"`` (its config is a :class:`CRATEMAEConfig`). Writes go to a temporary
 file in the same directory and are renamed into place, so a crash never leaves half a file.
 
 The official code (``Ma-Lab-Berkeley/CRATE``, ``model/crate.py``) names its parameters
@@ -20,6 +21,7 @@ import torch
 
 from cratelib.io import atomic_torch_save
 from cratelib.models.crate import CRATE, CRATEConfig, resample_pos_embed
+from cratelib.models.crate_mae import CRATEMAE, CRATEMAEConfig
 from cratelib.models.registry import CRATE_SIZES
 
 __all__ = [
@@ -34,14 +36,17 @@ __all__ = [
 OFFICIAL_HEADS = {dims["dim"]: dims["num_heads"] for size, dims in CRATE_SIZES.items() if size != "nano"}
 
 
-def save_checkpoint(path: str | os.PathLike, model: CRATE, **extra: Any) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: CRATE | CRATEMAE, **extra: Any) -> Path:
     """Save ``model`` with its config (and any ``extra`` entries, e.g. optimizer, epoch, metrics)."""
-    return atomic_torch_save(path, {"model": model.state_dict(), "config": model.config.to_dict(), **extra})
+    arch = {"arch": model.checkpoint_arch} if isinstance(model, CRATEMAE) else {}
+    return atomic_torch_save(path, {"model": model.state_dict(), "config": model.config.to_dict(), **arch, **extra})
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any) -> CRATE:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    **overrides: Any) -> CRATE | CRATEMAE:
     """Rebuild a model saved by :func:`save_checkpoint`; ``overrides`` change config fields
-    that do not alter the weights (e.g. ``img_size=480``: positions are interpolated)."""
+    that do not alter the weights (e.g. ``img_size=480``: positions are interpolated; a
+    CRATE-MAE's fixed positions are recomputed for any size)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -52,6 +57,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path} is not a cratelib checkpoint (expected keys 'model' and 'config', found {keys}); "
             "for released CRATE weights use cratelib.load_official_checkpoint"
         )
+    if ckpt.get("arch") == CRATEMAE.checkpoint_arch:
+        model = CRATEMAE(CRATEMAEConfig.from_dict({**ckpt["config"], **overrides}))
+        model.load_state_dict(ckpt["model"])
+        return model
     config = CRATEConfig.from_dict({**ckpt["config"], **overrides})
     model = CRATE(config)
     state = dict(ckpt["model"])
@@ -129,7 +138,9 @@ def convert_official_state_dict(state: dict) -> dict:
     missing = sorted(set(_OFFICIAL_TOP) - set(state))
     if unexpected or missing:
         hint = ("; it has conv1.weight and ODL dictionaries: a CRATE-alpha file, load it with "
-                "cratelib.load_crate_alpha_checkpoint" if "conv1.weight" in state else "")
+                "cratelib.load_crate_alpha_checkpoint" if "conv1.weight" in state else
+                "; these are CRATE-MAE weights: load them with cratelib.load_official_mae_checkpoint"
+                if any(k.startswith("decoder_blocks.") for k in state) else "")
         raise KeyError(
             f"not an official CRATE state dict: unexpected keys {sorted(unexpected)[:20]}, "
             f"missing keys {missing[:20]} (expected the names of Ma-Lab-Berkeley/CRATE model/crate.py){hint}"

@@ -24,8 +24,6 @@ import os
 import re
 from typing import Any
 
-import torch
-
 from cratelib.checkpoint import _read_state, _reject_contradictions, _resize, _unwrap
 from cratelib.models.crate import CRATE, CRATEConfig
 from cratelib.models.registry import CRATE_ALPHA_SIZES, FAMILIES

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -24,9 +25,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"cratelib {args.command}: {err}", file=sys.stderr)
         return 2
     final = result.history[-1] if result.history else {}
+    held_out = "val_recon" if config.objective == "mae" else "val_acc"  # reconstruction error or accuracy
     if is_main_process():
         print(f"run {result.run_dir}: {len(result.history)} epochs, {result.train_time_s:.0f} s, "
-              f"val_acc={final.get('val_acc', float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
+              f"{held_out}={final.get(held_out, float('nan')):.4f}; checkpoint {result.run_dir / 'last.pt'}")
+        if getattr(args, "export", None):
+            from cratelib.train.zoo import export_run
+
+            command = " ".join(["python -m cratelib", *(shlex.quote(a) for a in args.argv)])
+            record = export_run(config, args.export, command=command)
+            print(f"exported to {args.export}/{config.name}.pt with its record; held out: {record['held_out']}")
     return 0
 
 
@@ -175,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a config (python -m cratelib train --config cpu-demo)")
     _add_train_args(p, "cpu-demo")
+    p.add_argument("--export", type=Path, metavar="DIR",
+                   help="then ship the run into DIR: <name>.pt (float16 weights) and <name>.json (its record: "
+                        "config, this command, history, held-out accuracy or reconstruction error)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("finetune", help="fine-tune a checkpoint on a classification data set (Table 3 recipe)")
@@ -268,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line, for records
     if args.command == "data" and args.format != "npz" and args.out is None:
         parser.error(f"data --format {args.format} needs --out FOLDER")
     return args.func(args)

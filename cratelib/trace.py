@@ -10,6 +10,10 @@ the evaluations of Appendix B treat CRATE and a ViT with the same code:
   ``k = v = U_k^T z`` and the membership ``Pi`` of every token in every head, which
   :meth:`Trace.membership_maps` turns into one map per head over the patch grid;
 * CRATE-alpha (ODL): ``codes`` are the sparse codes ``z2`` in ``R^{4d}``.
+
+A masked autoencoder (:class:`~cratelib.models.crate_mae.CRATEMAE`) is traced through its
+encoder, on the whole, unmasked image: its layers are the encoder's CRATE layers and
+``Trace.logits`` holds the encoder's pooled features (the decoder only serves the training loss).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from einops import rearrange
 from torch import nn
 
 from cratelib.models.crate import CRATE
+from cratelib.models.crate_mae import CRATEMAE, CRATEMAEEncoder
 
 __all__ = ["Trace", "trace", "num_layers", "patch_size"]
 
@@ -91,8 +96,17 @@ class Trace:
         return (self.codes[layer].abs() <= tol).float().mean().item()
 
 
+_CRATELIB_MODELS = (CRATE, CRATEMAEEncoder)  # blocks that record their own internals
+
+
+def _traced(model: nn.Module) -> nn.Module:
+    """The network a trace runs: a masked autoencoder's encoder, any other model itself."""
+    return model.encoder if isinstance(model, CRATEMAE) else model
+
+
 def num_layers(model: nn.Module) -> int:
-    """Number of transformer blocks of a cratelib or timm ViT model."""
+    """Number of transformer blocks of a cratelib or timm ViT model (a CRATE-MAE's encoder's)."""
+    model = _traced(model)
     if not hasattr(model, "blocks"):
         raise TypeError(f"expected a cratelib CRATE model or a timm VisionTransformer, got {type(model).__name__}")
     return len(model.blocks)
@@ -113,7 +127,8 @@ def _normalise_layers(model: nn.Module, layers: Sequence[int] | int | None) -> l
 
 def patch_size(model: nn.Module) -> int:
     """The patch size of a cratelib model or a timm ViT."""
-    if isinstance(model, CRATE):
+    model = _traced(model)
+    if isinstance(model, _CRATELIB_MODELS):
         return model.patch_size
     ps = model.patch_embed.patch_size
     return ps[0] if isinstance(ps, (tuple, list)) else int(ps)
@@ -137,19 +152,21 @@ def trace(model: nn.Module, images: torch.Tensor, layers: Sequence[int] | int | 
     """Run ``model`` on ``images: (B, 3, H, W)`` and record the requested layers.
 
     Args:
-        model: a cratelib model (any family) or a timm ``VisionTransformer``.
+        model: a cratelib model (any family; a CRATE-MAE runs its encoder without a mask) or a timm
+            ``VisionTransformer``.
         images: normalised images; H and W multiples of the patch size.
         layers: block indices (negatives count from the end); None = every block.
 
     Returns:
         a :class:`Trace`; the model's weights and mode are left unchanged.
     """
+    model = _traced(model)
     layers = _normalise_layers(model, layers)
     patch = patch_size(model)
     out = Trace(num_prefix=int(getattr(model, "num_prefix_tokens", 1)),
                 grid=(images.shape[-2] // patch, images.shape[-1] // patch))
     stores: dict[int, dict] = {l: {} for l in layers}
-    timm_model = not isinstance(model, CRATE)
+    timm_model = not isinstance(model, _CRATELIB_MODELS)
     with ExitStack() as stack:
         for l in layers:
             block = model.blocks[l]

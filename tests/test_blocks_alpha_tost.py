@@ -113,7 +113,7 @@ def test_tssa_is_a_gradient_step_on_the_variational_bound():
     """With proj = [U_1..U_K] and Pi held fixed, TSSA(Z) = -N grad_Z Rc^var(U^T Z, Pi) (alpha = 1):
     checked with autograd and with a central finite difference of the bound itself."""
     torch.manual_seed(1)
-    K, p, d, N = 3, 4, 12, 10
+    K, d, N = 3, 12, 10
     layer = TSSA(d, K).double()
     U = _u_as_proj(layer)
     z = torch.randn(2, N, d, dtype=D64)

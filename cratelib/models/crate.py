@@ -21,7 +21,7 @@ from torch import nn
 from cratelib.blocks import ISTA, MHSA, MLP, MSSA, ODL, Block
 from cratelib.tssa import TSSA
 
-__all__ = ["CRATEConfig", "CRATE", "resample_pos_embed"]
+__all__ = ["CRATEConfig", "CRATE", "resample_pos_embed", "check_images", "PatchEmbed"]
 
 
 @dataclass
@@ -122,6 +122,23 @@ def resample_pos_embed(pos: torch.Tensor, new_grid: tuple[int, int], num_prefix:
     return torch.cat([prefix, rearrange(grid, "1 d h w -> 1 (h w) d")], dim=1)
 
 
+def check_images(x: torch.Tensor, in_chans: int, patch_size: int) -> None:
+    """Raise a clear error unless ``x`` is a finite float batch ``(B, in_chans, H, W)`` with H and W
+    multiples of ``patch_size``."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected images of shape (B, {in_chans}, H, W), got {got}")
+    if x.shape[1] != in_chans:
+        raise ValueError(f"expected {in_chans} channels (B, {in_chans}, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected floating-point images (normalised float32/16), got dtype {x.dtype}")
+    h, w = x.shape[-2:]
+    if h % patch_size or w % patch_size:
+        raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {patch_size}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or inf values")
+
+
 class PatchEmbed(nn.Module):
     """Cut ``(B, C, H, W)`` images into ``P x P`` patches and project them: ``(B, N, d)``.
 
@@ -192,19 +209,7 @@ class CRATE(nn.Module):
         return ISTA(c.dim, c.step_size, c.lambd, nonnegative=c.mlp == "ista")
 
     def _check_inputs(self, x: torch.Tensor) -> None:
-        c = self.config
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"expected images of shape (B, {c.in_chans}, H, W), got {got}")
-        if x.shape[1] != c.in_chans:
-            raise ValueError(f"expected {c.in_chans} channels (B, {c.in_chans}, H, W), got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"expected floating-point images (normalised float32/16), got dtype {x.dtype}")
-        h, w = x.shape[-2:]
-        if h % c.patch_size or w % c.patch_size:
-            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {c.patch_size}")
-        if not torch.isfinite(x).all():
-            raise ValueError("images contain NaN or inf values")
+        check_images(x, self.config.in_chans, self.config.patch_size)
 
     def patch_grid(self, x: torch.Tensor) -> tuple[int, int]:
         """The ``(h, w)`` patch grid of images ``x: (B, C, H, W)``."""

@@ -14,6 +14,10 @@ crate_alpha MSSA + ODL (overcomplete, 2 steps, residual) arXiv 2405.20299 "CRATE
 tost        TSSA + ISTA (ToST's attention, CRATE body)   arXiv 2412.17810 "ToST"
 =========== ============================================ ==========================
 
+and one masked autoencoder, :class:`~cratelib.models.crate_mae.CRATEMAE` (``crate_mae_<size>_patch<P>``:
+a CRATE encoder and a decoder of inverse layers, same width, heads and depth; Pai et al., ICLR
+2024), with the CRATE size table; the released weights are ``crate_mae_base_patch16``.
+
 Each family has its size table (d / K heads / L layers; the MLP of a ViT is 4d wide):
 
 =========== ============= ============= ============= ============== ===============
@@ -56,10 +60,13 @@ import importlib.util
 import sys
 from typing import Callable
 
+from torch import nn
+
 from cratelib.models.crate import CRATE, CRATEConfig
+from cratelib.models.crate_mae import CRATEMAE, CRATEMAEConfig
 
 __all__ = ["create_model", "model_config", "list_models", "register_model", "CRATE_SIZES", "VIT_SIZES",
-           "CRATE_ALPHA_SIZES", "TOST_SIZES", "SIZES", "FAMILIES", "EXTRA_PATCHES"]
+           "CRATE_ALPHA_SIZES", "TOST_SIZES", "SIZES", "FAMILIES", "EXTRA_PATCHES", "MAE_FAMILY"]
 
 _NANO = dict(dim=192, num_heads=6, depth=6)  # the book's CPU size, not a paper size
 CRATE_SIZES: dict[str, dict] = {
@@ -106,31 +113,35 @@ SIZES: dict[str, dict[str, dict]] = {
 PATCH_SIZES = (8, 16)
 # (family, size) -> further patch sizes of released models: CRATE-alpha-L/14
 EXTRA_PATCHES: dict[tuple[str, str], tuple[int, ...]] = {("crate_alpha", "large"): (14,)}
+MAE_FAMILY = "crate_mae"  # masked autoencoders (CRATEMAE), not classifiers; the CRATE size table
 
-_REGISTRY: dict[str, Callable[..., CRATE]] = {}
-_CONFIGS: dict[str, dict] = {}
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_CONFIGS: dict[str, tuple[type, dict]] = {}  # name -> (model class, config fields)
+_CONFIG_CLASS = {CRATE: CRATEConfig, CRATEMAE: CRATEMAEConfig}
 # Arguments timm.create_model passes to every entry point; they carry no architecture.
 _TIMM_ARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
 
 
-def register_model(name: str, config: dict) -> Callable[..., CRATE]:
-    """Register an entry point ``name(pretrained=False, **overrides) -> CRATE`` built from ``config``."""
+def register_model(name: str, config: dict, cls: type = CRATE) -> Callable[..., nn.Module]:
+    """Register an entry point ``name(pretrained=False, **overrides) -> cls`` built from ``config``
+    (``cls``: :class:`CRATE` or :class:`CRATEMAE`)."""
 
-    def entry(pretrained: bool = False, **overrides) -> CRATE:
+    def entry(pretrained: bool = False, **overrides) -> nn.Module:
         if pretrained:
             raise ValueError(
                 f"{name}: no weights can be downloaded by name; load released CRATE weights with "
                 "cratelib.load_official_checkpoint(path), released CRATE-alpha weights with "
-                "cratelib.load_crate_alpha_checkpoint(path), or a cratelib checkpoint with cratelib.load_checkpoint(path)"
+                "cratelib.load_crate_alpha_checkpoint(path), CRATE-MAE with cratelib.load_official_mae_checkpoint(path), "
+                "or a cratelib checkpoint with cratelib.load_checkpoint(path)"
             )
         for key in _TIMM_ARGS:
             overrides.pop(key, None)
-        return CRATE(model_config(name, **overrides))
+        return cls(model_config(name, **overrides))
 
     entry.__name__ = entry.__qualname__ = name
     entry.__module__ = __name__
     entry.__doc__ = f"{name}: {config}"
-    _REGISTRY[name], _CONFIGS[name] = entry, dict(config)
+    _REGISTRY[name], _CONFIGS[name] = entry, (cls, dict(config))
     return entry
 
 
@@ -138,6 +149,9 @@ for _family, _blocks in FAMILIES.items():
     for _size, _dims in SIZES[_family].items():
         for _patch in PATCH_SIZES + EXTRA_PATCHES.get((_family, _size), ()):
             register_model(f"{_family}_{_size}_patch{_patch}", {**_blocks, **_dims, "patch_size": _patch})
+for _size, _dims in CRATE_SIZES.items():
+    for _patch in PATCH_SIZES:
+        register_model(f"{MAE_FAMILY}_{_size}_patch{_patch}", {**_dims, "patch_size": _patch}, CRATEMAE)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -147,14 +161,16 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch(n, pattern))
 
 
-def model_config(name: str, **overrides) -> CRATEConfig:
-    """The :class:`CRATEConfig` of a registered model, with ``overrides``; builds nothing."""
+def model_config(name: str, **overrides) -> CRATEConfig | CRATEMAEConfig:
+    """The config of a registered model (:class:`CRATEConfig`, or :class:`CRATEMAEConfig` for
+    ``crate_mae_*``), with ``overrides``; builds nothing."""
     if name not in _CONFIGS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return CRATEConfig.from_dict({**_CONFIGS[name], **overrides})
+    cls, config = _CONFIGS[name]
+    return _CONFIG_CLASS[cls].from_dict({**config, **overrides})
 
 
-def create_model(name: str, **overrides) -> CRATE:
+def create_model(name: str, **overrides) -> nn.Module:
     """Build a registered model; ``overrides`` replace any :class:`CRATEConfig` field.
 
     Example: ``create_model("crate_small_patch8", img_size=480, num_classes=21843)``.

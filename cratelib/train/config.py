@@ -10,7 +10,9 @@ Presets (``cratelib/configs/<name>.yaml``):
 * ``zoo-*``    - the recipes of the checkpoints shipped in ``data/checkpoints`` (version 3);
 * ``study``    - the emergence study's one recipe (version 4, the default data; see
   :mod:`cratelib.train.study`);
-* ``finetune`` - Table 3's fine-tuning recipe (AdamW, lr 5e-5, wd 0.01, batch 256).
+* ``finetune`` - Table 3's fine-tuning recipe (AdamW, lr 5e-5, wd 0.01, batch 256);
+* ``study-mae`` - the study's data and optimisation for CRATE-MAE with ``objective: mae``
+  (masked autoencoding; no label is read, see :mod:`cratelib.train.objectives`).
 
 Batch sizes are global: ``batch_size`` images go through one forward pass summed over all the
 processes of a ``torchrun`` launch (each of W processes takes ``batch_size / W``), and the
@@ -43,6 +45,7 @@ class TrainConfig:
     model: str = "crate_nano_patch8"  # registered name (cratelib.list_models())
     model_args: dict = field(default_factory=dict)  # CRATEConfig overrides (dim, depth, ...)
     init_from: str | None = None  # checkpoint to start from: cratelib file, or "official:<path>"
+    objective: Literal["classify", "mae"] = "classify"  # eq. (9), or masked autoencoding (crate_mae_* models)
     # data
     data: str = "synthetic"  # cratelib.data.build_dataset name
     data_root: str | None = None
@@ -88,6 +91,12 @@ class TrainConfig:
                              f"{self.snapshot_at_val_acc!r} (val_split={self.val_split!r})")
         if self.fresh_data and self.data != "synthetic":
             raise ValueError(f"TrainConfig.fresh_data needs data='synthetic' (generated images), got data={self.data!r}")
+        mae_model = self.model.startswith("crate_mae_")
+        if (self.objective == "mae") != mae_model:
+            raise ValueError(f"TrainConfig.objective={self.objective!r} does not fit model={self.model!r}: crate_mae_* "
+                             "models train with objective 'mae' (masked autoencoding), every other with 'classify'")
+        if self.objective == "mae" and self.snapshot_at_val_acc is not None:
+            raise ValueError("TrainConfig.snapshot_at_val_acc needs a validation accuracy; objective 'mae' has none")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"TrainConfig.warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
 

@@ -1,6 +1,7 @@
 """``train(config)``: the one training code path behind ``python -m cratelib train``.
 
-Supervised classification with the cross-entropy of eq. (9). Per run directory
+Supervised classification with the cross-entropy of eq. (9), or (``objective: mae``) masked
+autoencoding, which reads no label (:mod:`cratelib.train.objectives`). Per run directory
 (``out_dir/name``): ``config.yaml``, ``metrics.jsonl`` (loss lines every ``log_every`` steps and one
 line per epoch), ``last.pt`` (written atomically after every epoch: model, optimizer, scaler,
 epoch, history) and ``epoch_<e>.pt`` snapshots. ``resume=True`` continues exactly where the last
@@ -35,16 +36,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from cratelib.checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
+from cratelib.checkpoint import save_checkpoint
 from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_dataset, eval_transform,
                            train_transform)
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic_store import epoch_images
 from cratelib.io import atomic_write, atomic_write_text
-from cratelib.models import CRATE, create_model
+from cratelib.models import CRATE, CRATEMAE
 from cratelib.train.config import TrainConfig
 from cratelib.train.distributed import (Launch, Shard, check_batch, check_tail, detect_launch,
                                         init_process_group, sum_over_processes)
+from cratelib.train.objectives import build_model, evaluate, held_out
 
 __all__ = ["train", "evaluate", "run_file", "cosine_lr", "TrainResult", "TrainingDiverged", "build_model", "data_source"]
 
@@ -55,7 +57,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    model: CRATE
+    model: CRATE | CRATEMAE
     run_dir: Path
     history: list[dict] = field(default_factory=list)  # one dict per epoch
     train_time_s: float = 0.0
@@ -73,20 +75,6 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def build_model(config: TrainConfig) -> CRATE:
-    """The config's model: a registered name, optionally initialised from a checkpoint."""
-    args = dict(img_size=config.img_size, num_classes=config.num_classes, **config.model_args)
-    if config.init_from is None:
-        return create_model(config.model, **args)
-    if config.init_from.startswith("official:"):
-        model = load_official_checkpoint(config.init_from.removeprefix("official:"), img_size=config.img_size)
-    else:
-        model = load_checkpoint(config.init_from, img_size=config.img_size)
-    if model.num_classes != config.num_classes:
-        model.reset_classifier(config.num_classes)
-    return model
 
 
 class _TensorSource:
@@ -203,24 +191,6 @@ class _LoaderSource:
 def data_source(config: TrainConfig, split: str) -> _TensorSource | _LoaderSource:
     """Evaluation batches of a split of the config's data set (used for held-out accuracy)."""
     return _source(config, split, train=False)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, source, device: torch.device | str = "cpu", batch_size: int = 256) -> dict:
-    """Mean cross-entropy and top-1 accuracy of ``model`` on every image of ``source`` (under
-    ``torchrun``, on the union of the processes' shards of it)."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    loss_sum, correct, n = 0.0, 0, 0
-    for x, y in source.batches(batch_size, device, generator=None, augment=False):
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(-1) == y).sum().item()
-        n += len(y)
-    model.train(was_training)
-    loss_sum, correct, n = sum_over_processes([loss_sum, correct, n], device)  # a sharded source under torchrun
-    return {"loss": loss_sum / n, "acc": correct / n}
 
 
 def _autocast(config: TrainConfig, device: torch.device):
@@ -379,21 +349,24 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
         for i, (x, y) in enumerate(it):
             steps_now = (i + 1) % config.accum_steps == 0 or i + 1 == num_batches
             in_batch = min(config.batch_size, n - i * config.batch_size)  # images of this global batch
-            share = len(y) * launch.world_size / in_batch  # 1.0 unless the ranks' parts differ in size
+            share = len(x) * launch.world_size / in_batch  # 1.0 unless the ranks' parts differ in size
             with ddp.no_sync() if ddp is not None and not steps_now else nullcontext():
                 with _autocast(config, device):
-                    logits = step_model(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    if config.objective == "classify":
+                        logits = step_model(x)
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    else:  # masked autoencoding: fresh random masks; y is never read
+                        loss = step_model(x).loss
                 if not torch.isfinite(loss):
                     bar.close()
                     raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i}; "
                                            f"the last good checkpoint is {last if last.is_file() else 'none (first epoch)'}")
                 # DDP averages the ranks' gradients: weighting by the share makes it the global batch mean
                 scaler.scale(loss * share / config.accum_steps).backward()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(-1) == y).sum().item()
-            seen += len(y)
-            bar.update(len(y) * launch.world_size)
+            loss_sum += loss.item() * len(x)
+            correct += (logits.argmax(-1) == y).sum().item() if config.objective == "classify" else 0
+            seen += len(x)
+            bar.update(len(x) * launch.world_size)
             if steps_now:
                 lr = cosine_lr(step, total_steps, warmup_steps, config.lr, config.min_lr)
                 for group in opt.param_groups:
@@ -405,7 +378,7 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 if step % config.log_every == 0:
-                    value = (sum_over_processes([loss.item() * len(y)], device)[0] / in_batch
+                    value = (sum_over_processes([loss.item() * len(x)], device)[0] / in_batch
                              if launch.distributed else loss.item())
                     if launch.is_main:
                         _log(metrics, {"step": step, "epoch": epoch + 1, "loss": value, "lr": lr})
@@ -416,9 +389,10 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
             loss_sum, correct, seen = sum_over_processes([loss_sum, correct, seen], device)
         record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "time_s": round(train_time, 2)}
+        if config.objective == "mae":
+            del record["train_acc"]
         if val_src is not None:
-            val = evaluate(model, val_src, device)
-            record |= {"val_loss": val["loss"], "val_acc": val["acc"]}
+            record |= held_out(config, model, val_src, device)
         history.append(record)
         if launch.is_main:
             _log(metrics, record)

@@ -9,8 +9,8 @@ For each, ``data/checkpoints`` holds
 
 * ``<name>.pt`` - a model-only checkpoint (float16 weights, config) for :func:`load_zoo_model`;
 * ``<name>.json`` - its record: the training config, the exact command that made it, the
-  training time, the per-epoch history and the accuracy on held-out images generated with a
-  seed never used in training;
+  training time, the per-epoch history and the accuracy (a masked autoencoder's reconstruction
+  error) on held-out images generated with a seed never used in training;
 * ``<name>_epoch<e>.pt`` - snapshots, where the preset asks for them.
 
 ``python -m cratelib train-zoo`` reproduces them all (a stopped run resumes where it stopped).
@@ -27,10 +27,11 @@ import torch
 from cratelib.checkpoint import load_checkpoint
 from cratelib.data.synthetic import HELD_OUT_SEED  # the records' held-out test images
 from cratelib.io import atomic_torch_save, atomic_write_json
-from cratelib.models import CRATE
+from cratelib.models import CRATE, CRATEMAE
 from cratelib.train.config import PRESET_DIR, TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import data_source, evaluate, run_file, train
+from cratelib.train.objectives import reconstruction_error
 
 __all__ = ["ZOO_DIR", "HELD_OUT_SEED", "zoo_names", "zoo_architecture", "shipped", "train_zoo", "export_run", "load_zoo_model",
            "zoo_record", "zoo_file"]
@@ -63,11 +64,21 @@ def _half(state: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def held_out_accuracy(model: CRATE, config: TrainConfig, device: str = "cpu") -> float:
-    """Top-1 accuracy on freshly generated images (test split, seed :data:`HELD_OUT_SEED`)."""
+def _model_only(ckpt: dict) -> dict:
+    """A checkpoint's float16 weights, config, epoch and architecture tag (a CRATE-MAE's ``arch``)."""
+    return {"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"],
+            **{k: ckpt[k] for k in ("arch",) if k in ckpt}}
+
+
+def held_out(model: CRATE | CRATEMAE, config: TrainConfig, device: str = "cpu") -> dict:
+    """On freshly generated images (test split, seed :data:`HELD_OUT_SEED`): the top-1 accuracy
+    ``{"acc"}``, or for masked autoencoding the reconstruction error ``{"recon"}``
+    (:func:`~cratelib.train.objectives.reconstruction_error`)."""
     args = {**config.data_args, "seed": HELD_OUT_SEED, "num_images": HELD_OUT_IMAGES}
     probe = TrainConfig.from_dict({**config.to_dict(), "data_args": args})
-    return evaluate(model, data_source(probe, "test"), device)["acc"]
+    if config.objective == "mae":
+        return {"recon": reconstruction_error(model, data_source(probe, "test"), device)["recon"]}
+    return {"acc": evaluate(model, data_source(probe, "test"), device)["acc"]}
 
 
 def zoo_file(name: str, epoch: int | None = None, val_acc: float | None = None) -> str:
@@ -88,14 +99,12 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
     run = Path(run_dir) if run_dir is not None else config.run_dir
     ckpt = torch.load(run / run_file(), map_location="cpu", weights_only=False)
     name = config.name
-    atomic_torch_save(out_dir / zoo_file(name),
-                      {"model": _half(ckpt["model"]), "config": ckpt["config"], "epoch": ckpt["epoch"]})
+    atomic_torch_save(out_dir / zoo_file(name), _model_only(ckpt))
     snapshots = {snap: zoo_file(name, epoch=int(snap.stem.removeprefix("epoch_"))) for snap in sorted(run.glob("epoch_*.pt"))}
     snapshots |= {snap: zoo_file(name, val_acc=float(snap.stem.removeprefix("val_acc_")))  # the equal-accuracy snapshot
                   for snap in run.glob("val_acc_*.pt")}
     for snap, file in snapshots.items():
-        s = torch.load(snap, map_location="cpu", weights_only=True)
-        atomic_torch_save(out_dir / file, {"model": _half(s["model"]), "config": s["config"], "epoch": s["epoch"]})
+        atomic_torch_save(out_dir / file, _model_only(torch.load(snap, map_location="cpu", weights_only=True)))
     model = load_checkpoint(out_dir / zoo_file(name))
     record = {
         "name": name,
@@ -106,8 +115,7 @@ def export_run(config: TrainConfig, out_dir: str | Path = ZOO_DIR, command: str 
         "epochs": ckpt["epoch"],
         "train_time_s": round(ckpt["train_time_s"], 1),
         "history": ckpt["history"],
-        "held_out": {"seed": HELD_OUT_SEED, "images": HELD_OUT_IMAGES,
-                     "acc": held_out_accuracy(model.float(), config)},
+        "held_out": {"seed": HELD_OUT_SEED, "images": HELD_OUT_IMAGES, **held_out(model.float(), config)},
         "machine": {"torch": torch.__version__, "platform": platform.platform(), "device": config.device},
     }
     atomic_write_json(out_dir / f"{name}.json", record, indent=1, sort_keys=False)
