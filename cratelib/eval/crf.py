@@ -44,6 +44,15 @@ def _densecrf_module():
     return dcrf
 
 
+def available() -> bool:
+    """True when ``pydensecrf`` (cratelib's ``crf`` extra, ``pip install pydensecrf2``) imports."""
+    try:
+        _densecrf_module()
+    except ImportError:
+        return False
+    return True
+
+
 def densecrf(image: np.ndarray, mask: np.ndarray, params: CRFParams = CRFParams()) -> np.ndarray:
     """MAP labelling ``(H, W)`` bool of a CRF seeded by ``mask``.
 
