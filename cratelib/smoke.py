@@ -23,6 +23,7 @@ weights can never land in, or be read from, a reader's real caches.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
@@ -72,6 +73,14 @@ def isolate() -> Path:
             constants.HUGGINGFACE_HUB_CACHE = values["HF_HUB_CACHE"]
         constants.HF_HUB_OFFLINE = True
     return root
+
+
+def _record(kind: str, what: str, path: Path) -> Path:
+    """Note a stand-in in ``scratch()/stand-ins.jsonl`` (what a rehearsal reports as covered)."""
+    line = json.dumps({"kind": kind, "what": what, "path": str(path)}) + "\n"
+    with open(scratch() / "stand-ins.jsonl", "a") as f:
+        f.write(line)
+    return path
 
 
 def _scenes(num_images: int, image_size: int, split: str = "val"):
@@ -125,8 +134,10 @@ def write_dataset(name: str, num_images: int = 4, image_size: int = 64) -> Path:
         raise ValueError(f"no stand-in for data set {name!r}; stand-ins exist for {', '.join(STAND_IN_DATASETS)}")
     root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch()))
     if name == "cifar10":
-        return write_cifar10(root, 2 * num_images, num_images)
-    return (_write_voc if name == "voc" else _write_coco)(root, num_images, image_size)
+        write_cifar10(root, 2 * num_images, num_images)
+    else:
+        (_write_voc if name == "voc" else _write_coco)(root, num_images, image_size)
+    return _record("data set", name, root)
 
 
 def timm_weights(name: str) -> Path:
@@ -162,7 +173,7 @@ def timm_weights(name: str) -> Path:
     found = Path(hf_hub_download(repo, filename))
     if found.resolve() != target.resolve():
         raise RuntimeError(f"the hub resolved {repo}/{filename} to {found}, not to the stand-in {target}")
-    return found
+    return _record("timm weights", name, found)
 
 
 def official_crate(dim: int = 384, depth: int = 2, patch_size: int = 8, img_size: int = 224,
@@ -178,4 +189,5 @@ def official_crate(dim: int = 384, depth: int = 2, patch_size: int = 8, img_size
     torch.manual_seed(0)
     model = cratelib.create_model(f"crate_tiny_patch{patch_size}", img_size=img_size, num_classes=num_classes,
                                   dim=dim, depth=depth, num_heads=OFFICIAL_HEADS[dim])
-    return atomic_torch_save(scratch() / "official" / "crate_official_format.pth", {"model": official_state_dict(model)})
+    path = atomic_torch_save(scratch() / "official" / "crate_official_format.pth", {"model": official_state_dict(model)})
+    return _record("official CRATE weights", f"dim {dim}, depth {depth}, patch {patch_size}, {img_size} px", path)

@@ -126,3 +126,13 @@ def test_smoke_module_is_not_imported_by_the_cpu_scale(monkeypatch):
     monkeypatch.delitem(sys.modules, "cratelib.smoke", raising=False)
     nb.setup(scale="cpu", device="cpu", verbose=False)
     assert "cratelib.smoke" not in sys.modules
+
+
+def test_stand_ins_are_recorded(isolated):
+    import json
+
+    nb.fetch("voc", None, nb.SCALES["gpu-smoke"])
+    nb.fetch("official-crate", None, nb.SCALES["gpu-smoke"])
+    lines = [json.loads(l) for l in (isolated / "stand-ins.jsonl").read_text().splitlines()]
+    assert [(l["kind"], l["what"]) for l in lines][0] == ("data set", "voc")
+    assert lines[1]["kind"] == "official CRATE weights" and lines[1]["path"].endswith(".pth")
