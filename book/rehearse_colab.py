@@ -54,6 +54,7 @@ from sync_repo_url import repository_url
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 CONTENT = re.compile(r"(?<![\w.])/content(?=[/\"'\s]|$)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # IPython's colours in a traceback
 GPU_CELL = re.compile(r"scale\.gpu_paths\b")
 SKIPPED = ("Skipped on scale", "Not run in this build")  # what a GPU cell prints when it does not run
 # The host's variables a fresh Colab kernel would not have (ours would leak into the rehearsal).
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 r = rehearse(chapter, venv, clone_url, work, args.scale, args.timeout)
             except CellExecutionError as err:
-                print(f"FAILED: chapter {chapter.stem}, {err}", file=sys.stderr)
+                print(f"FAILED: chapter {chapter.stem}, {ANSI.sub('', str(err))}", file=sys.stderr)
                 status = 1
                 break
             results.append(r)
