@@ -118,6 +118,16 @@ def _first_line(source: str) -> str:
     return next((line for line in source.splitlines() if line.strip() and not line.startswith("#")), "")[:70]
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """CPU time of a process and its finished children (Linux ``/proc``; NaN elsewhere): what a
+    chapter costs independently of how busy the machine was."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
 def resolve(names: list[str]) -> list[Path]:
     """Chapters (``book/*.md`` notebooks) from names, file names or number prefixes."""
     known = all_chapters()
@@ -155,6 +165,7 @@ def rehearse(chapter: Path, venv: Path, clone_url: str, work: Path, scale: str |
     finally:
         seconds = time.perf_counter() - t0
         times = {index: t for t, index, _ in client.cell_times}
+        cpu = _cpu_seconds(getattr(km.provisioner, "pid", None))
         if km.has_kernel:  # a client given its kernel manager leaves the kernel running
             km.shutdown_kernel(now=True)
         nbformat.write(nb, runtime / "executed.ipynb")  # with its outputs (kept with --keep)
@@ -162,7 +173,7 @@ def rehearse(chapter: Path, venv: Path, clone_url: str, work: Path, scale: str |
                 for line in log.read_text().splitlines()]
     gpu = [{"cell": i, "first line": _first_line(nb.cells[i].source), "seconds": times.get(i, float("nan")),
             "skipped": any(s in _text(nb.cells[i]) for s in SKIPPED)} for i in gpu_cells(nb)]
-    return {"chapter": chapter.stem, "seconds": seconds, "setup_seconds": times[min(times)] if times else 0.0,
+    return {"chapter": chapter.stem, "seconds": seconds, "cpu_seconds": cpu, "setup_seconds": times[min(times)] if times else 0.0,
             "gpu_cells": gpu, "stand_ins": standins}
 
 
@@ -199,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 status = 1
                 break
             results.append(r)
-            print(f"{r['chapter']}: ok in {r['seconds']:.0f} s (set-up cell: clone, install, import: "
-                  f"{r['setup_seconds']:.0f} s)", flush=True)
+            print(f"{r['chapter']}: ok in {r['seconds']:.0f} s, {r['cpu_seconds']:.0f} s of kernel CPU time "
+                  f"(set-up cell: clone, install, import: {r['setup_seconds']:.0f} s)", flush=True)
     finally:
         if args.keep:
             print(f"runtimes kept in {work}")

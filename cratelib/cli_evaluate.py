@@ -212,7 +212,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"coarse-seg needs label maps: use --data voc or embedded, not {args.data}")
     if args.task == "maskcut" and args.crf and not crf_available():
         raise UsageError("--crf needs pydensecrf, which is not installed: `pip install pydensecrf2` "
-                         "(or `pip install cratelib[crf]`), or pass --no-crf (Table 1 is without CRF)")
+                         "(or `pip install cratelib[crf]`; on Python 3.13 add `--no-build-isolation` with "
+                         "Cython 3 installed), or pass --no-crf (Table 1 is without CRF)")
     samples, gt = _load_data(args)
     try:
         model, model_id = load_model(args.model, args.img_size, args.seed)
