@@ -169,11 +169,11 @@ def fetch(what: str, root: str | os.PathLike | None = None, scale: Scale | None 
     """
     smoke = scale is not None and scale.name == "gpu-smoke"
     if what.startswith("timm:"):
-        from cratelib import smoke as standins
-
         name = what.removeprefix("timm:")
         if smoke:
-            return standins.timm_weights(name)
+            from cratelib.smoke import timm_weights
+
+            return timm_weights(name)
         import timm
         from huggingface_hub import hf_hub_download
 
