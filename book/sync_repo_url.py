@@ -12,12 +12,19 @@ Usage (from the repository root)::
 
     python book/sync_repo_url.py           # fix what is out of date
     python book/sync_repo_url.py --check   # list what is out of date; exit status 1 if anything
+    python book/sync_repo_url.py --url https://github.com/OWNER/REPO   # point the book at a fork
+
+``--url`` first writes the URL into ``_config.yml`` (the book workflow does this with the
+repository being built, so that a fork's book, its launch buttons and its set-up cells use the
+fork).
 
 ``tests/test_book.py`` runs the same checks.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -51,6 +58,36 @@ def repository_url(root: Path = ROOT) -> str:
     return config["repository"]["url"].rstrip("/")
 
 
+GITHUB_URL = re.compile(r"https://github\.com/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
+
+
+def set_repository_url(url: str, root: Path = ROOT) -> bool:
+    """Write ``url`` as ``repository.url`` into ``root/_config.yml``, changing only that line
+    (comments and layout stay); True if the file changed."""
+    url = url.rstrip("/")
+    if not GITHUB_URL.fullmatch(url):
+        raise ValueError(f"expected a repository URL https://github.com/OWNER/REPO, got {url!r}")
+    config = root / "_config.yml"
+    lines = config.read_text().splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == "repository:"), None)
+    if start is None:
+        raise ValueError(f"{config} has no top-level 'repository:' section")
+    for i in range(start + 1, len(lines)):
+        if lines[i].strip() and not lines[i][0].isspace():
+            break  # the next top-level key: the section has no url
+        key, _, value = lines[i].partition(":")
+        if key.strip() == "url":
+            new = f"{key}: {url}\n"
+            if lines[i] == new:
+                return False
+            lines[i] = new
+            tmp = config.with_name(config.name + ".tmp")
+            tmp.write_text("".join(lines))
+            os.replace(tmp, config)  # atomic: a reader sees the old or the new file
+            return True
+    raise ValueError(f"{config}: the 'repository:' section has no 'url:'")
+
+
 def setup_cell_source(url: str) -> str:
     """The exact source of the standard first code cell for repository ``url``."""
     return SETUP_CELL.format(url=url)
@@ -79,18 +116,23 @@ def first_code_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
     return next((c for c in nb.cells if c.cell_type == "code"), None)
 
 
+def _name(path: Path) -> str:
+    """``book/<file>``: how messages name a chapter's files."""
+    return f"{path.parent.name}/{path.name}"
+
+
 def pair_problems(md: Path) -> list[str]:
     """What is wrong with the pair ``md`` / ``md.with_suffix('.ipynb')`` (empty if nothing)."""
     ipynb = md.with_suffix(".ipynb")
     if not ipynb.exists():
-        return [f"{ipynb.relative_to(ROOT)} is missing"]
+        return [f"{_name(ipynb)} is missing"]
     problems = []
     text_nb, json_nb = jupytext.read(md), jupytext.read(ipynb)
     if cells_of(text_nb) != cells_of(json_nb):
-        problems.append(f"{ipynb.relative_to(ROOT)} differs from {md.relative_to(ROOT)} (cells)")
+        problems.append(f"{_name(ipynb)} differs from {_name(md)} (cells)")
     for cell in json_nb.cells:
         if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
-            problems.append(f"{ipynb.relative_to(ROOT)} has outputs; commit it without them")
+            problems.append(f"{_name(ipynb)} has outputs; commit it without them")
             break
     return problems
 
@@ -99,9 +141,9 @@ def setup_problems(md: Path, url: str) -> list[str]:
     """Problems with the chapter's first code cell (empty if it is the standard set-up cell)."""
     cell = first_code_cell(jupytext.read(md))
     if cell is None:
-        return [f"{md.relative_to(ROOT)} has no code cell"]
+        return [f"{_name(md)} has no code cell"]
     if cell.source != setup_cell_source(url):
-        return [f"{md.relative_to(ROOT)}: the first code cell is not the standard set-up cell for {url}"]
+        return [f"{_name(md)}: the first code cell is not the standard set-up cell for {url}"]
     return []
 
 
@@ -128,14 +170,20 @@ def fix(md: Path, url: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="report problems, change nothing")
+    parser.add_argument("--url", help="first set _config.yml's repository.url to this GitHub URL")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (default: this script's)")
     args = parser.parse_args(argv)
-    url = repository_url()
+    if args.url and args.check:
+        parser.error("--url changes files; it cannot be combined with --check")
+    if args.url and set_repository_url(args.url, args.root):
+        print(f"_config.yml: repository.url = {args.url}")
+    url = repository_url(args.root)
     problems = []
-    for md in chapters():
+    for md in chapters(args.root / "book"):
         if args.check:
             problems += setup_problems(md, url) + pair_problems(md)
         elif fix(md, url):
-            print(f"updated {md.relative_to(ROOT)} / .ipynb")
+            print(f"updated {_name(md)} / .ipynb")
         problems += [] if args.check else setup_problems(md, url)
     for p in problems:
         print(p)

@@ -29,6 +29,7 @@ __all__ = [
     "load_checkpoint",
     "convert_official_state_dict",
     "load_official_checkpoint",
+    "official_state_dict",
     "OFFICIAL_HEADS",
 ]
 
@@ -146,6 +147,16 @@ def convert_official_state_dict(state: dict) -> dict:
             f"missing keys {missing[:20]} (expected the names of Ma-Lab-Berkeley/CRATE model/crate.py){hint}"
         )
     return out
+
+
+def official_state_dict(model: CRATE) -> dict:
+    """``model``'s state dict under the official parameter names: the inverse of
+    :func:`convert_official_state_dict` (a file in the format of the released weights)."""
+    ours = model.state_dict()
+    state = {name: ours[mine] for name, mine in _OFFICIAL_TOP.items()}
+    for i in range(model.config.depth):
+        state |= {f"transformer.layers.{i}.{name}": ours[f"blocks.{i}.{mine}"] for name, mine in _OFFICIAL_LAYER.items()}
+    return state
 
 
 def load_official_checkpoint(

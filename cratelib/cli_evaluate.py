@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from cratelib.eval.coco_eval import write_detections
+from cratelib.eval.crf import available as crf_available
 from cratelib.eval.extract import FeatureCache, layer_features, layer_maps, load_model, model_img_size
 from cratelib.eval.localisation import mass_coverage
 from cratelib.eval.maskcut import upsample_mask
@@ -212,6 +213,10 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.task == "coarse-seg" and args.data in ("coco", "folder"):
         raise UsageError(f"coarse-seg needs label maps: use --data voc or embedded, not {args.data}")
+    if args.task == "maskcut" and args.crf and not crf_available():
+        raise UsageError("--crf needs pydensecrf, which is not installed: `pip install pydensecrf2` "
+                         "(or `pip install cratelib[crf]`; on Python 3.13 add `--no-build-isolation` with "
+                         "Cython 3 installed), or pass --no-crf (Table 1 is without CRF)")
     samples, gt = _load_data(args)
     try:
         model, model_id = load_model(args.model, args.img_size, args.seed)

@@ -16,6 +16,12 @@ default (what the online book is built with, a few minutes on two cores) or the 
 configuration when CUDA is present. Set the environment variable ``CRATE_BOOK_SCALE`` to ``cpu``
 or ``gpu`` to override the choice (CI forces ``cpu``).
 
+The third scale, ``gpu-smoke``, checks the GPU cells without a GPU: the chapters' GPU branches
+(``if scale.gpu_paths:``) run on the CPU with the tiny sizes of :meth:`Scale.sized`, and
+:func:`fetch` replaces every download by a stand-in in the same format (:mod:`cratelib.smoke`),
+written below a scratch folder that also holds the Hugging Face and cratelib caches of the
+process. Elsewhere ``gpu-smoke`` has the CPU sizes.
+
 Installing on Colab never reinstalls torch: cratelib only asks for ``torch>=2.1``, which Colab's
 preinstalled build already satisfies.
 """
@@ -30,8 +36,8 @@ from typing import Literal, Sequence
 
 import torch
 
-__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "glue", "find_repo_root", "data_path", "interact",
-           "shipped_study"]
+__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "device_name", "work_dir", "fetch", "glue", "find_repo_root",
+           "data_path", "interact", "shipped_study"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class Scale:
     training and evaluation chapters.
     """
 
-    name: Literal["cpu", "gpu"]
+    name: Literal["cpu", "gpu", "gpu-smoke"]
     num_tokens: int  # N, tokens in the toy union-of-subspaces experiments
     model: str  # registered model for forward passes in the architecture chapter
     img_size: int  # image side in pixels for those forward passes
@@ -53,12 +59,26 @@ class Scale:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def gpu_paths(self) -> bool:
+        """True where the chapters take their GPU branches: at ``gpu``, and at ``gpu-smoke``, which
+        runs them on the CPU with tiny sizes and stand-ins for the downloads."""
+        return self.name in ("gpu", "gpu-smoke")
+
+    def sized(self, full, smoke):
+        """A size inside a GPU branch (images, pixels, epochs, a batch): ``smoke`` at the
+        ``gpu-smoke`` scale, else ``full``."""
+        return smoke if self.name == "gpu-smoke" else full
+
 
 SCALES: dict[str, Scale] = {
     "cpu": Scale("cpu", num_tokens=256, model="crate_nano_patch16", img_size=64, batch_size=8,
                  num_images=64, epochs=2),
     "gpu": Scale("gpu", num_tokens=1024, model="crate_tiny_patch16", img_size=224, batch_size=128,
                  num_images=1024, epochs=30),
+    # The CPU sizes; only the GPU branches differ (Scale.gpu_paths, Scale.sized, fetch).
+    "gpu-smoke": Scale("gpu-smoke", num_tokens=256, model="crate_nano_patch16", img_size=64, batch_size=8,
+                       num_images=64, epochs=2),
 }
 
 
@@ -82,8 +102,10 @@ def setup(seed: int = 0, device: str | None = None, scale: str | None = None,
     Args:
         seed: seed for ``random`` and ``torch``.
         device: force a device (``"cpu"``, ``"cuda"``); default: CUDA if available.
-        scale: force ``"cpu"`` or ``"gpu"``; default: ``$CRATE_BOOK_SCALE``, else ``"gpu"`` on
-            a CUDA device and ``"cpu"`` otherwise.
+        scale: force ``"cpu"``, ``"gpu"`` or ``"gpu-smoke"``; default: ``$CRATE_BOOK_SCALE``,
+            else ``"gpu"`` on a CUDA device and ``"cpu"`` otherwise. ``"gpu-smoke"`` also points
+            the Hugging Face and cratelib caches into a scratch folder
+            (:func:`cratelib.smoke.isolate`).
         verbose: print where the chapter runs.
 
     Returns:
@@ -96,12 +118,86 @@ def setup(seed: int = 0, device: str | None = None, scale: str | None = None,
     if name not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {name!r}")
     chosen = SCALES[name]
+    if name == "gpu-smoke":
+        from cratelib.smoke import isolate
+
+        where_smoke = isolate()
+        if verbose:
+            print(f"gpu-smoke: the GPU cells run with tiny sizes; downloads are stand-ins in {where_smoke}")
     if verbose:
         where = "Colab" if in_colab() else "local"
         gpu = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
         print(f"cratelib set-up: {where} kernel, device {dev}{gpu}, scale '{chosen.name}', "
               f"torch {torch.__version__}")
     return dev, chosen
+
+
+def device_name(device: torch.device | str) -> str:
+    """What a GPU cell reports it ran on: the GPU's name on CUDA, else ``"cpu"``."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
+def work_dir(path: str | os.PathLike, scale: Scale) -> Path:
+    """A folder a GPU cell writes to (a training run, an evaluation's output): ``path``, or at the
+    ``gpu-smoke`` scale the same path below the scratch folder of :mod:`cratelib.smoke`, so that
+    a smoke run never resumes, nor overwrites, a real one."""
+    if scale.name != "gpu-smoke":
+        return Path(path).expanduser()
+    from cratelib.smoke import scratch
+
+    return scratch() / Path(path).expanduser().as_posix().lstrip("/")
+
+
+def fetch(what: str, root: str | os.PathLike | None = None, scale: Scale | None = None) -> Path:
+    """What a GPU cell downloads, or, at the ``gpu-smoke`` scale, its stand-in (:mod:`cratelib.smoke`).
+
+    Args:
+        what: a data set of :func:`cratelib.data.download` (``"voc"``, ``"coco"``, ``"cifar10"``,
+            ...), downloaded into ``root``; or ``"timm:<name>"``, timm's pretrained weights of
+            ``<name>``, fetched into the Hugging Face cache, where ``timm.create_model(name,
+            pretrained=True)`` finds them; or ``"official-crate"``, the released CRATE weights,
+            which cannot be fetched automatically (see chapter 14): ``root`` is where the reader
+            put the file.
+        root: the folder (a data set) or the file (``"official-crate"``); unused for timm.
+        scale: the chapter's scale; at ``gpu-smoke`` nothing is downloaded: the stand-in is made
+            below a scratch folder and ``root`` is left untouched.
+
+    Returns:
+        the path to read: ``root`` (at ``gpu-smoke`` the stand-in's folder or file); for timm the
+        cached weights file.
+    """
+    smoke = scale is not None and scale.name == "gpu-smoke"
+    if what.startswith("timm:"):
+        name = what.removeprefix("timm:")
+        if smoke:
+            from cratelib.smoke import timm_weights
+
+            return timm_weights(name)
+        import timm
+        from huggingface_hub import hf_hub_download
+
+        cfg = timm.models.get_pretrained_cfg(name)
+        if cfg is None or not cfg.hf_hub_id:
+            raise ValueError(f"timm has no Hugging Face weights for {name!r}")
+        return Path(hf_hub_download(cfg.hf_hub_id, cfg.hf_hub_filename or "model.safetensors"))
+    if what == "official-crate":
+        if smoke:
+            from cratelib.smoke import official_crate
+
+            return official_crate()
+        if root is None:
+            raise ValueError("fetch('official-crate', root): root is the path of the downloaded official weights")
+        return Path(root).expanduser()
+    if smoke:
+        from cratelib.smoke import write_dataset
+
+        return write_dataset(what)
+    if root is None:
+        raise ValueError(f"fetch({what!r}, root): root is the folder to download the data set into")
+    from cratelib.data import download
+
+    return download(what, root)
 
 
 def with_overrides(scale: Scale, **changes) -> Scale:

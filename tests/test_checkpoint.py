@@ -139,3 +139,14 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save(official_state_dict(), tmp_path / "official.pth")
     with pytest.raises(ValueError, match="load_official_checkpoint"):
         load_checkpoint(tmp_path / "official.pth")
+
+
+def test_official_state_dict_inverts_the_converter():
+    from cratelib.checkpoint import official_state_dict
+
+    model = create_model("crate_nano_patch8", img_size=32, num_classes=10, depth=2)
+    official = official_state_dict(model)
+    assert "transformer.layers.1.1.fn.weight" in official and not any(k.startswith("blocks.") for k in official)
+    back = convert_official_state_dict({"model": official})
+    assert back.keys() == model.state_dict().keys()
+    assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())

@@ -125,3 +125,15 @@ def test_the_shipped_crate_runs_at_its_own_64_px_by_default(tmp_path, monkeypatc
     assert json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())["layers"] == [-1]  # a ViT's last
     assert main([*argv, "--img-size", "128"]) == 0
     assert json.loads((tmp_path / "out" / "attention" / "metrics.json").read_text())["grid"] == [16, 16]
+
+
+def test_maskcut_with_crf_but_no_pydensecrf_says_how_to_fix_it(run, capsys, monkeypatch):
+    """Colab has no pydensecrf: the default --crf must end in one clear line, not a traceback."""
+    go, out = run
+    monkeypatch.setitem(sys.modules, "pydensecrf", None)  # makes `import pydensecrf.densecrf` fail
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
+    assert go("maskcut", "--img-size", "32") == 2
+    err = capsys.readouterr().err
+    assert "pip install pydensecrf2" in err and "--no-crf" in err and "Traceback" not in err
+    assert not (out / "maskcut" / "metrics.json").exists()
+    assert go("maskcut", "--img-size", "32", "--no-crf") == 0

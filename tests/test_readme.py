@@ -42,13 +42,21 @@ def test_ci_runs_the_readme_commands():
     assert any("jupyter-book build ." in c for c in commands)
 
 
+SYNC_URL = "python book/sync_repo_url.py --url \"${{ github.server_url }}/${{ github.repository }}\""
+
+
 def test_workflows_run_exactly_the_readme_commands():
-    """Each workflow runs one shell command, the README's, on Python 3.11 with the pip cache."""
+    """Each workflow runs the README's command on Python 3.11 with the pip cache; the book's
+    first points the chapters at the repository being built (a fork's book links to the fork)."""
     expected = {"book.yml": command("jupyter-book build ."), "tests.yml": command("pytest")}
     assert sorted(p.name for p in WORKFLOWS.glob("*.y*ml")) == sorted(expected)
     for name, cmd in expected.items():
         data = workflow(name)
-        assert [s["run"].strip() for s in steps(data) if "run" in s] == [cmd], name
+        runs = [s["run"].strip() for s in steps(data) if "run" in s]
+        if name == "book.yml":
+            sync, *runs = runs
+            assert sync.endswith(" && " + SYNC_URL), sync
+        assert runs == [cmd], name
         (python,) = uses(data, "actions/setup-python")
         assert str(python["with"]["python-version"]) == "3.11" and python["with"]["cache"] == "pip"
 
@@ -76,6 +84,12 @@ def test_book_workflow_keeps_the_jupyter_cache():
     for path in ("cratelib/**", "data/**", "_config.yml", "requirements.txt", "constraints.txt"):
         assert f"'{path}'" in library.group(1), path
     assert cache["with"]["restore-keys"].strip() == f"jupyter-cache-{library.group(1)}-"
+
+
+def test_book_workflow_sets_the_url_before_the_cache_key_and_the_build():
+    names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps(workflow("book.yml"))]
+    sync = names.index("Point the book at this repository")
+    assert sync < names.index("actions/cache") < names.index("Build the book")
 
 
 def test_tests_workflow_runs_on_pull_requests():

@@ -39,9 +39,19 @@ def _densecrf_module():
     except ImportError as err:
         raise ImportError(
             "dense-CRF refinement needs pydensecrf: `pip install pydensecrf2` "
-            "(or `pip install cratelib[crf]`); run MaskCut with crf=False to skip it"
+            "(or `pip install cratelib[crf]`; on Python 3.13 add `--no-build-isolation` with Cython 3 "
+            "installed); run MaskCut with crf=False to skip it"
         ) from err
     return dcrf
+
+
+def available() -> bool:
+    """True when ``pydensecrf`` (cratelib's ``crf`` extra, ``pip install pydensecrf2``) imports."""
+    try:
+        _densecrf_module()
+    except ImportError:
+        return False
+    return True
 
 
 def densecrf(image: np.ndarray, mask: np.ndarray, params: CRFParams = CRFParams()) -> np.ndarray:
