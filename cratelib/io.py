@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["FILE_MODE", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
+__all__ = ["FILE_MODE", "CACHE_VARIABLE", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
            "cache_home"]
 
 FILE_MODE = 0o644  # rw-r--r--: the mode of every file cratelib writes (mkstemp alone gives 0o600)
@@ -99,7 +99,10 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
+CACHE_VARIABLE = "CRATELIB_CACHE"  # the environment variable that moves the cache folder
+
+
 def cache_home(*parts: str) -> Path:
     """The cache folder ``$CRATELIB_CACHE`` (``~/.cache/cratelib`` if unset or empty), joined with
     ``parts``: ``cache_home("eval", "data")`` is ``~/.cache/cratelib/eval/data``. Not created."""
-    return Path(os.environ.get("CRATELIB_CACHE") or "~/.cache/cratelib").expanduser().joinpath(*parts)
+    return Path(os.environ.get(CACHE_VARIABLE) or "~/.cache/cratelib").expanduser().joinpath(*parts)

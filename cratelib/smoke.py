@@ -35,7 +35,7 @@ import torch
 
 from cratelib.checkpoint import OFFICIAL_HEADS, official_state_dict
 from cratelib.data import SyntheticConfig, export_coco, export_voc, generate
-from cratelib.io import atomic_torch_save, atomic_write
+from cratelib.io import CACHE_VARIABLE, atomic_torch_save, atomic_write
 
 __all__ = ["scratch", "isolate", "write_dataset", "write_cifar10", "timm_weights", "official_crate",
            "STAND_IN_DATASETS"]
@@ -64,7 +64,7 @@ def isolate() -> Path:
         the scratch folder.
     """
     root = scratch()
-    values = {"HF_HUB_CACHE": str(root / "hf-hub"), "HF_HUB_OFFLINE": "1", "CRATELIB_CACHE": str(root / "cratelib")}
+    values = {"HF_HUB_CACHE": str(root / "hf-hub"), "HF_HUB_OFFLINE": "1", CACHE_VARIABLE: str(root / "cratelib")}
     os.environ.update(values)
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
