@@ -109,6 +109,8 @@ def test_score_maps_reward_a_map_on_the_object():
     assert s["auc_any"][0, 0, 0] < s["auc_half"][0, 0, 0]  # edge patches now count as object
     assert s["mass_iou"][0, 0] > s["mass_iou"][1, 0]
     assert s.chosen("on_main").shape == s.head_mean("miou").shape == (2, 2)
+    heads = score_maps(torch.rand(1, 2, 3, 8, 8), Targets.from_masks([truth, truth], (8, 8)))
+    assert (heads.head("on_main") == heads.head()).all()  # no own head: reported at the AUC's head
     assert "miou" not in score_maps(maps, Targets.from_masks([truth, truth], (8, 8))).values  # no labels: no eq. 14
 
 

@@ -129,10 +129,10 @@ class Scores:
 
     def head(self, measure: str = HEAD_MEASURE) -> np.ndarray:
         """``(L,)``: per layer, the head with the highest mean of ``measure`` on the selection images
-        (of :data:`HEAD_MEASURE` where ``measure`` was not scored there)."""
-        source = self.select or self.values
-        choice = source[measure] if measure in source else source[HEAD_MEASURE]
-        return np.nanmean(choice, axis=1).argmax(-1)
+        (on the scored images when there are none) if it chooses its own head, else the head of
+        :data:`HEAD_MEASURE`."""
+        key = measure if measure in MEASURES and MEASURES[measure].own_head else HEAD_MEASURE
+        return np.nanmean((self.select or self.values)[key], axis=1).argmax(-1)
 
     def chosen(self, measure: str = HEAD_MEASURE) -> np.ndarray:
         """``(L, J)``: a head-resolved measure at each layer's chosen head (:meth:`head`); a
