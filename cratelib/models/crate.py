@@ -21,11 +21,27 @@ from torch import nn
 from cratelib.blocks import ISTA, MHSA, MLP, MSSA, ODL, Block
 from cratelib.tssa import TSSA
 
-__all__ = ["CRATEConfig", "CRATE", "resample_pos_embed", "check_images", "PatchEmbed"]
+__all__ = ["ConfigDict", "CRATEConfig", "CRATE", "resample_pos_embed", "check_images", "PatchEmbed"]
+
+
+class ConfigDict:
+    """``from_dict`` / ``to_dict`` of a config dataclass (:class:`CRATEConfig`, the MAE's config)."""
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Rebuild a config, naming any key that is not a field."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
-class CRATEConfig:
+class CRATEConfig(ConfigDict):
     """Hyper-parameters of a CRATE / ViT model (defaults: CRATE-T/16 at 224 px, 1000 classes)."""
 
     img_size: int = 224  # training resolution; other resolutions interpolate the positions
@@ -66,17 +82,6 @@ class CRATEConfig:
         if self.img_size % self.patch_size:
             raise ValueError(f"img_size={self.img_size} must be a multiple of patch_size={self.patch_size}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "CRATEConfig":
-        """Rebuild a config, naming any key that is not a field."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown CRATEConfig keys {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def num_params(self, include_head: bool = True) -> int:
         """Parameters of ``CRATE(self)``, counted from the config without building the model

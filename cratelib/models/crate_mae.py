@@ -24,7 +24,7 @@ patches ``(B, N, P*P*C)`` flattened in ``(p1 p2 c)`` order, masks ``(B, N)`` boo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
@@ -34,14 +34,14 @@ from einops import rearrange
 from torch import nn
 
 from cratelib.blocks import ISTA, MHSA, MLP, MSSA, Block
-from cratelib.models.crate import PatchEmbed, check_images
+from cratelib.models.crate import ConfigDict, PatchEmbed, check_images
 
 __all__ = ["CRATEMAEConfig", "CRATEMAE", "CRATEMAEEncoder", "CRATEMAEDecoder", "DecoderBlock", "MAEOutput",
            "sincos_pos_embed", "num_visible", "random_mask", "patchify", "unpatchify", "masked_patch_loss"]
 
 
 @dataclass
-class CRATEMAEConfig:
+class CRATEMAEConfig(ConfigDict):
     """Hyper-parameters of a CRATE-MAE (defaults: the released CRATE-MAE-Base at 224 px, patch 16)."""
 
     img_size: int = 224
@@ -84,18 +84,6 @@ class CRATEMAEConfig:
     @property
     def decoder_heads(self) -> int:
         return self.num_heads if self.decoder_num_heads is None else self.decoder_num_heads
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CRATEMAEConfig":
-        """Rebuild a config, naming any key that is not a field."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown CRATEMAEConfig keys {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def num_params(self) -> int:
         """Parameters of ``CRATEMAE(self)`` (counted on the meta device, nothing allocated)."""
