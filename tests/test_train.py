@@ -91,6 +91,20 @@ def test_a_moved_run_folder_resumes(tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
 
 
+def test_a_run_written_before_a_config_key_existed_resumes_with_its_default(tmp_path):
+    full = train(tiny(tmp_path / "a", epochs=2), progress=False).model.state_dict()
+    cfg = tiny(tmp_path / "b", epochs=2)
+    train(cfg, progress=False, on_epoch_end=lambda rec: True)
+    last = cfg.run_dir / "last.pt"
+    ckpt = torch.load(last, weights_only=False)
+    del ckpt["train_config"]["objective"]  # as a checkpoint from before the MAE objective was added
+    torch.save(ckpt, last)
+    resumed = train(cfg, resume=True, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    for k, v in full.items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
+
+
 def test_resume_refuses_another_config(tmp_path):
     train(tiny(tmp_path, epochs=1), progress=False)
     with pytest.raises(ValueError, match=r"differs in \['lr'\]"):

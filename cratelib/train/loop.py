@@ -310,9 +310,11 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
     last = run_dir / run_file()
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
-        # Where the run lives (name, out_dir) may change: a run folder can be moved and resumed.
+        # Where the run lives (name, out_dir) may change: a run folder can be moved and resumed. A key
+        # the stored config lacks was added to TrainConfig after the run began: it reads as its default.
+        stored = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
         diff = sorted(k for k, v in config.to_dict().items()
-                      if k not in ("name", "out_dir") and ckpt["train_config"].get(k) != v)
+                      if k not in ("name", "out_dir") and stored[k] != v)
         if diff:
             raise ValueError(f"cannot resume {last}: the config differs in {diff}")
         model.load_state_dict(ckpt["model"])
