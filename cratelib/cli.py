@@ -121,23 +121,30 @@ def _study(args: argparse.Namespace) -> int:
 
     from cratelib.eval.study.protocol import measure_study
     from cratelib.eval.study.tables import study_panels
-    from cratelib.eval.study.verdicts import verdict_lines
+    from cratelib.eval.study.verdicts import study_verdicts, verdict_lines
+    from cratelib.models.catalogue import CATALOGUE, pairs_of
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
     from cratelib.train.study import STAGES, study_checkpoints, study_folders
 
     out = Path(args.out)
+    unknown = sorted(set(args.only) - set(CATALOGUE))
+    if unknown:
+        print(f"cratelib study: unknown models {unknown}; known: {', '.join(CATALOGUE)}", file=sys.stderr)
+        return 2
     try:
         runs, zoo = study_folders(args.img_size)
         default = zoo if any(zoo.glob("*-s*.json")) else runs
         found = study_checkpoints(args.checkpoints or default, args.stage or STAGES,
-                                  finished_only=not args.unfinished)
+                                  finished_only=not args.unfinished, models=args.only or None)
         result, sets = measure_study(found, args.images, pca=not args.no_pca,
                                      maskcut_folder=None if args.no_maskcut else out / "coco", cache_dir=args.cache)
     except (FileNotFoundError, ValueError) as err:
         print(f"cratelib study: {err}", file=sys.stderr)
         return 2
+    # every comparison of the catalogue between the measured models: the primary pairs, the ablations', Part 3's
+    verdicts = study_verdicts(result.rows, result.scores, pairs=pairs_of({c["name"] for c in found}))
     columns = list(dict.fromkeys(k for r in result.rows for k in r))
 
     text = io.StringIO()
@@ -147,11 +154,11 @@ def _study(args: argparse.Namespace) -> int:
     atomic_write_text(out / "study.csv", text.getvalue())
     atomic_write_json(out / "study.json", {"runs": [{k: str(v) if k == "path" else v for k, v in c.items()} for c in found],
                                            "images": {"select": len(sets.select), "measure": len(sets.measure)},
-                                           "rows": result.rows, "verdicts": result.verdicts})
+                                           "rows": result.rows, "verdicts": verdicts})
     table = format_table(result.primary(), [c for c in columns if c not in ("primary",)], digits=3)
     atomic_write_text(out / "study.md", table + "\n")
     print(table)
-    print(verdict_lines(result.verdicts))
+    print(verdict_lines(verdicts))
     for stage in sorted({r["stage"] for r in result.rows if r["stage"] != "baseline"}):
         fig = plot_study_panels(study_panels(result.rows, [("auc_half", stage, stage)]), ylabel="AUC of the chosen head")
         atomic_write(out / f"layers_{stage}.png", lambda f: fig.savefig(f, format="png", dpi=100))
@@ -259,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and protocol version, and store new ones there (default: measure everything afresh; the book "
                         "reads data/study/measurements)")
     p.add_argument("--unfinished", action="store_true", help="also measure runs still training (their latest epoch)")
+    p.add_argument("--only", action="append", default=[], metavar="MODEL",
+                   help="measure only these study models (repeatable; default: every model with a run)")
     p.add_argument("--no-pca", action="store_true", help="skip the principal-component measure")
     p.add_argument("--no-maskcut", action="store_true", help="skip MaskCut's AP50")
     p.set_defaults(func=_study)

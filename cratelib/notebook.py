@@ -275,9 +275,11 @@ def interact(function, **controls):
     return widgets.VBox([*controls.values(), out])
 
 
-def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: bool = True, maskcut: bool = True):
-    """The emergence study's protocol on the shipped study zoo (``data/checkpoints/study``), as
-    chapters 6.9-14 read it: :func:`cratelib.eval.study.protocol.measure_study` with the defaults of
+def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: bool = True, maskcut: bool = True,
+                  models: Sequence[str] | None = None):
+    """The emergence study's protocol on the shipped study zoo (``data/checkpoints/study``) of
+    ``models`` (default: Part 2's, :data:`cratelib.models.catalogue.PART2_MODELS`), as chapters
+    6.9-16 read it: :func:`cratelib.eval.study.protocol.measure_study` with the defaults of
     ``python -m cratelib study`` (256 selection and 256 measurement images), each checkpoint's
     measurement read from the shipped cache ``data/study/measurements`` (measured, and cached,
     where it is missing).
@@ -289,9 +291,10 @@ def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: b
     import tempfile
 
     from cratelib.eval.study.protocol import measure_study
+    from cratelib.models.catalogue import PART2_MODELS
     from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, study_checkpoints
 
-    found = study_checkpoints(STUDY_ZOO, stages)
+    found = study_checkpoints(STUDY_ZOO, stages, models=PART2_MODELS if models is None else models)
     folder = tempfile.mkdtemp(prefix="crate-study-coco-") if maskcut else None
     result, sets = measure_study(found, pca=pca, maskcut_folder=folder, cache_dir=STUDY_MEASUREMENTS)
     return result, sets, found

@@ -31,7 +31,7 @@ def toy(monkeypatch):
     registry.register_model("toy_nano_patch8", {**registry.FAMILIES["crate_mhsa"], **registry.CRATE_SIZES["nano"],
                                                 "patch_size": 8})
     monkeypatch.setitem(catalogue.CATALOGUE, "toy", catalogue.StudyEntry(
-        "toy", "toy", "Toy", "MHSA", "ISTA", None, "tab:gray", primary_from_end=1))
+        "toy", "toy", "Toy", "MHSA", "ISTA", None, "tab:gray", "family", primary_from_end=1, pairs=(("toy", "crate"),)))
     yield
     registry._REGISTRY.pop("toy_nano_patch8")
     registry._CONFIGS.pop("toy_nano_patch8")
@@ -57,7 +57,8 @@ def test_a_toy_measure_and_a_toy_family_reach_the_study_table(toy):
     table = summary_rows(result.rows, {"auc_half": "AUC", "peak": "peak"})
     assert [r["model"] for r in table[:2]] == ["CRATE", "Toy"]
     assert table[1]["peak"] == f"{toy_rows[1]['peak']:.3f} (1 seed)"
-    (v,) = study_verdicts(result.rows, result.scores, measure="peak", pairs=[("toy", "crate")])
+    assert catalogue.pairs_of(["crate", "toy"]) == (("toy", "crate"),)  # the comparison its entry adds
+    (v,) = study_verdicts(result.rows, result.scores, measure="peak", pairs=catalogue.pairs_of(["crate", "toy"]))
     assert v["seeds"] == 1 and not v["real"] and np.isfinite(v["per_seed"][0]["se"])
 
 

@@ -42,7 +42,8 @@ Recipe: add a model family to the study
 1. Register the architecture as a family of :mod:`cratelib.models.registry` (it needs the
    ``forward_features`` API; :func:`cratelib.trace.trace` must record its map).
 2. Add one :class:`~cratelib.models.catalogue.StudyEntry` to
-   :data:`cratelib.models.catalogue.CATALOGUE` (family, label, colour, Table 2 row, primary layer).
+   :data:`cratelib.models.catalogue.CATALOGUE` (family, label, colour, Table 2 row, group, primary
+   layer, training preset, and the comparisons ``(A, B)`` it adds to the study).
 3. ``python -m cratelib train-study --only <name> --seed 0`` trains it with the study's recipe, and
    ``python -m cratelib study`` measures it beside the others, by the same protocol and rule.
 

@@ -43,20 +43,26 @@ def train_command(model: str, seed: int, img_size: int = RECIPE_IMG_SIZE) -> str
     return f"python -m cratelib train-study{size} --only {model} --seed {seed}"
 
 
+VALIDATION_KEYS = ("val_acc", "val_recon")  # a classifier's validation accuracy, a masked autoencoder's error
+
+
 def _validated_epochs(folder: Path) -> list[dict]:
-    """The per-epoch records with a validation accuracy in run ``folder``'s ``metrics.jsonl``."""
+    """The per-epoch records with a validation measure (:data:`VALIDATION_KEYS`) in run ``folder``'s
+    ``metrics.jsonl``."""
     metrics = folder / "metrics.jsonl"
     if not metrics.is_file():
         return []
-    return [json.loads(line) for line in metrics.read_text().splitlines() if '"val_acc"' in line]
+    records = (json.loads(line) for line in metrics.read_text().splitlines())
+    return [r for r in records if any(k in r for k in VALIDATION_KEYS)]
 
 
 def run_progress(folder: str | Path | None) -> dict | None:
-    """How far the run in ``folder`` got: its last validated epoch's ``epoch``, ``val_acc`` and
-    ``time_s`` (training seconds so far, across resumes), read from its ``metrics.jsonl``; ``None``
-    when there is no folder or no validated epoch yet."""
+    """How far the run in ``folder`` got: its last validated epoch's ``epoch``, ``time_s`` (training
+    seconds so far, across resumes) and its validation measure (``val_acc``, or ``val_recon`` for a
+    masked autoencoder), read from its ``metrics.jsonl``; ``None`` when there is no folder or no
+    validated epoch yet."""
     done = _validated_epochs(Path(folder)) if folder is not None else []
-    return {k: done[-1][k] for k in ("epoch", "val_acc", "time_s")} if done else None
+    return {k: v for k, v in done[-1].items() if k in ("epoch", "time_s", *VALIDATION_KEYS)} if done else None
 
 
 def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
@@ -71,11 +77,12 @@ def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
 def study_config(model: str, seed: int = 0, img_size: int = RECIPE_IMG_SIZE, **overrides) -> TrainConfig:
     """The recipe for ``model`` (a key of :data:`cratelib.models.catalogue.CATALOGUE`: only the
     architecture changes) and ``seed``, at ``img_size`` (the recipe's 64 px, or e.g. 128 px for a
-    16x16 grid: its runs go to :func:`study_folders`)."""
+    16x16 grid: its runs go to :func:`study_folders`). The recipe is the entry's preset: ``study``,
+    or ``study-mae`` for a masked autoencoder (the same data and optimisation, its own objective)."""
     architecture = {"model": entry(model).model, **entry(model).overrides}
     if img_size % 8:
         raise ValueError(f"img_size must be a multiple of the patch size 8, got {img_size}")
-    return load_config("study", {**architecture, "seed": seed, "name": run_name(model, seed),
+    return load_config(entry(model).preset, {**architecture, "seed": seed, "name": run_name(model, seed),
                                  "img_size": img_size, "out_dir": str(study_folders(img_size)[0]), **overrides})
 
 
@@ -123,11 +130,12 @@ def _runs(folder: Path) -> list[tuple[str, int, dict, int, Path | None]]:
 
 
 def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = STAGES,
-                      finished_only: bool = True) -> list[dict]:
+                      finished_only: bool = True, models: Sequence[str] | None = None) -> list[dict]:
     """The checkpoints of the study's runs in ``folder``: run folders ``<model>-s<seed>/``
     (``data/study/runs``) or the shipped zoo's ``<model>-s<seed>.pt`` with its record
     (``data/checkpoints/study``, :func:`export_study`). ``stages``: of :data:`STAGES` and
     ``epoch<N>`` snapshots (:func:`epoch_stages`); a run without a stage's file skips it.
+    ``models``: only these study models (default: every model with a run in ``folder``).
 
     Returns:
         One dict per checkpoint found, in the models' order: ``name``, ``seed``, ``stage``,
@@ -144,7 +152,7 @@ def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = S
         raise ValueError(f"unknown stages {unknown}; known: {list(STAGES)} and epoch<N> (a snapshot epoch)")
     found = []
     for name, seed, config, trained, run_dir in _runs(folder):
-        if finished_only and trained < config["epochs"]:
+        if (finished_only and trained < config["epochs"]) or (models is not None and name not in models):
             continue
         for stage in stages:
             if stage == "equal_acc" and config["snapshot_at_val_acc"] is None:
@@ -157,7 +165,8 @@ def study_checkpoints(folder: str | Path = STUDY_RUNS, stages: Sequence[str] = S
                               "epochs": config["epochs"],
                               "data_args": dict(config["data_args"], image_size=config["img_size"])})
     if not found:
-        raise FileNotFoundError(f"no {'finished ' if finished_only else ''}study runs in {folder} (run folders "
+        which = f" of {', '.join(models)}" if models is not None else ""
+        raise FileNotFoundError(f"no {'finished ' if finished_only else ''}study runs{which} in {folder} (run folders "
                                 "<model>-s<seed>/last.pt or shipped <model>-s<seed>.pt + .json); train them with "
                                 "`python -m cratelib train-study`")
     return found
@@ -212,7 +221,8 @@ def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> li
         val_acc = {h["epoch"]: h["val_acc"] for h in (record["history"] if record else _validated_epochs(folder))
                    if "val_acc" in h}
         stage = progress_label(latest)
-        accuracy = (record["held_out"]["acc"], "held-out") if record else (val_acc.get(latest["epoch"]), "validation")
+        accuracy = ((record["held_out"].get("acc"), "held-out") if record
+                    else (val_acc.get(latest["epoch"]), "validation"))  # None: a model that does not classify
         out.append({**latest, "stage": stage, "label": stage, "accuracy": accuracy[0], "accuracy_split": accuracy[1],
                     "record": record})
         if stage == "final":
@@ -228,18 +238,23 @@ def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> li
 
 def progress_rows(models: Sequence[str], seeds: Sequence[int], img_size: int = RECIPE_IMG_SIZE) -> list[dict]:
     """One table row per run ``(model, seed)`` of the study at ``img_size``, as far as its committed
-    run folder has got: ``run``, ``epoch`` (``"e/E"``, ``"not started"``), validation accuracy and
-    minutes of training per epoch (across resumes), and the command that trains or resumes it."""
+    run folder has got: ``run``, ``epoch`` (``"e/E"``, ``"not started"``), the validation accuracy
+    where a model classifies and the validation reconstruction error where one is a masked
+    autoencoder (``nan`` for the others), minutes of training per epoch (across resumes), and the
+    command that trains or resumes it."""
     runs, _ = study_folders(img_size)
     epochs = study_config(models[0], img_size=img_size).epochs
+    objectives = {study_config(m).objective for m in models}
     rows = []
+    nan = float("nan")
     for model in models:
         for seed in seeds:
-            r = run_progress(runs / run_name(model, seed))
+            r = run_progress(runs / run_name(model, seed)) or {}
             rows.append({"run": run_name(model, seed),
                          "epoch": f"{r['epoch']}/{epochs}" if r else "not started",
-                         "validation accuracy": r["val_acc"] if r else float("nan"),
-                         "minutes per epoch": r["time_s"] / r["epoch"] / 60 if r else float("nan"),
+                         **({"validation accuracy": r.get("val_acc", nan)} if "classify" in objectives else {}),
+                         **({"validation reconstruction error": r.get("val_recon", nan)} if "mae" in objectives else {}),
+                         "minutes per epoch": r["time_s"] / r["epoch"] / 60 if r else nan,
                          "command": f"`{train_command(model, seed, img_size)}`"})
     return rows
 

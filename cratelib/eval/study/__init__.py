@@ -5,7 +5,11 @@ looking at their numbers.
 
 **Models.** The catalogue :mod:`cratelib.models.catalogue`: CRATE, ViT-CLS, ViT-GAP and the
 ablations, each with its pre-named primary layer (CRATE's penultimate, the paper's choice, Fig. 14;
-the ViT's last).
+the ViT's last); Part 3's CRATE-α, ToST and CRATE-MAE are measured at their penultimate layer, as
+CRATE, and each is compared with CRATE. CRATE-MAE is trained by masked autoencoding
+(``configs/study-mae.yaml``); its map is its encoder's [CLS] attention, a token that every patch
+attends to in the encoder and the decoder and that the reconstruction loss therefore trains (the
+measurement runs the encoder on all patches, unmasked).
 
 **Images.** Two fresh sets of the study's own data (generator version 4, never used in training):
 a *selection* set (the val split of seed :data:`cratelib.data.synthetic.HELD_OUT_SEED`) on which

@@ -15,8 +15,9 @@ from cratelib.data import SyntheticData, load_or_generate
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic import HELD_OUT_SEED
 from cratelib.eval.baselines import random_maps
+from cratelib.eval.classify import probe_accuracy
 from cratelib.eval.cues import cue_maps
-from cratelib.eval.extract import layer_features, layer_maps
+from cratelib.eval.extract import layer_features, layer_maps, to_model_input
 from cratelib.eval.maskcut_eval import layerwise_maskcut
 from cratelib.eval.metrics import roc_auc
 from cratelib.eval.pca import pca_by_group
@@ -28,7 +29,7 @@ from cratelib.models.catalogue import primary_layer
 from cratelib.trace import num_layers
 
 __all__ = ["PROTOCOL_VERSION", "COLUMNS", "ProbeSets", "probe_sets", "score_on_sets", "pca_aucs", "score_model",
-           "baseline_scores", "maskcut_ap50", "flat_shares", "StudyModel", "measure_checkpoint", "measurement_path",
+           "baseline_scores", "maskcut_ap50", "flat_shares", "pooled_features", "probe_on_sets", "StudyModel", "measure_checkpoint", "measurement_path",
            "StudyResult", "run_study", "measure_study"]
 
 # Bump when a measure's definition or the probe sets change: it keys the measurement cache, so a
@@ -111,6 +112,32 @@ def maskcut_ap50(model: torch.nn.Module, data: SyntheticData, folder: str | Path
     COCO export (every class object, not the distractors) is written to ``folder``."""
     samples, gt = held_out_samples(data, folder)
     return layerwise_maskcut(model, samples, gt, [layer])[layer].ap["no_crf"]["det AP50"]
+
+
+@torch.no_grad()
+def pooled_features(model: torch.nn.Module, data: SyntheticData, device: str | torch.device = "cpu",
+                    batch_size: int = 64) -> np.ndarray:
+    """``(J, d)``: the frozen model's pooled feature of each image of ``data`` at the model's own
+    resolution: what eq. (9)'s classifier reads (``norm(z_CLS)``; a CRATE-MAE's encoder pools the
+    same way, a ViT-GAP by the mean over patches)."""
+    was_training = model.training
+    model.eval().to(device)
+    size = model.config.img_size
+    feats = [model.forward_head(model.forward_features(to_model_input(list(data.images[i:i + batch_size]), size)
+                                                      .to(device)), pre_logits=True).float().cpu()
+             for i in range(0, len(data), batch_size)]
+    model.train(was_training)
+    return torch.cat(feats).numpy()
+
+
+def probe_on_sets(model: torch.nn.Module, sets: ProbeSets, device: str | torch.device = "cpu") -> float:
+    """Linear-probe accuracy of the frozen model's pooled features (:func:`pooled_features`): a
+    logistic regression fitted on the selection images and their labels, tested on the measurement
+    images (:func:`cratelib.eval.classify.probe_accuracy`). What a representation knows of the
+    class without having been told it, for a model trained without labels (CRATE-MAE) beside the
+    supervised ones."""
+    return probe_accuracy(pooled_features(model, sets.select, device), sets.select.labels,
+                          pooled_features(model, sets.measure, device), sets.measure.labels)
 
 
 def flat_shares(data: SyntheticData) -> dict[str, float]:

@@ -12,7 +12,7 @@ import numpy as np
 from cratelib.eval.reference import TABLE2_ABLATION
 from cratelib.eval.stats import SeedBand, seed_bands
 from cratelib.eval.study.verdicts import best_pixel_cue, summary_by_name
-from cratelib.models.catalogue import CATALOGUE, label
+from cratelib.models.catalogue import CATALOGUE, PART2_MODELS, label
 
 __all__ = ["mean_spread", "summary_rows", "table2_rows", "seed_curves", "Panel", "study_panels"]
 
@@ -70,12 +70,12 @@ def table2_rows(ours: Mapping[str, Mapping[str, float]], names: Sequence[str] | 
         ours: name -> ``{"auc", "ap50", "seeds"}``: the primary measure and MaskCut's AP50
             (percent) at the primary layer, means over ``seeds`` seeds; a model absent here is
             marked "not trained yet".
-        names: the models, in row order (default: the whole catalogue in Table 2's order, the
-            models outside it last).
+        names: the models, in row order (default: Part 2's models in Table 2's order, the
+            one outside it last).
     """
     order = list(TABLE2_ABLATION)
     rows = []
-    for n in names or sorted(CATALOGUE, key=lambda n: order.index(p) if (p := CATALOGUE[n].paper_row) else len(order)):
+    for n in names or sorted(PART2_MODELS, key=lambda n: order.index(p) if (p := CATALOGUE[n].paper_row) else len(order)):
         e = CATALOGUE[n]
         paper = TABLE2_ABLATION.get(e.paper_row, (float("nan"),) * 4)
         mine = ours.get(n)
