@@ -1,6 +1,7 @@
 """book/rehearse_colab.py and book/colab_env.py: the pieces that need no Colab environment."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,32 @@ def test_gpu_cells_are_found_in_the_chapters():
     nb = _nb("if scale.gpu_paths:\n    pass", "x = 1")
     nb.cells[2].metadata["tags"] = ["gpu-long"]
     assert rehearse_colab.gpu_cells(nb) == [1, 2]
+
+
+GPU_NAME = re.compile(r"scale\.name\s*[!=]=\s*[\"']gpu[\"']")  # a branch gpu-smoke cannot take
+
+
+@pytest.mark.parametrize("md", rehearse_colab.all_chapters(), ids=lambda p: p.stem)
+def test_every_gpu_branch_is_one_the_smoke_scale_takes(md):
+    """A chapter chooses its GPU sizes and cells through ``scale.gpu_paths`` (and the smoke size
+    through ``scale.sized``), never by ``scale.name == "gpu"``, which the rehearsal at gpu-smoke
+    would pass by; and a GPU cell that has an else branch says it skipped in the words the
+    rehearsal looks for, so a GPU branch that does not run is reported, not counted as run."""
+    nb = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert not [s for s in code if GPU_NAME.search(s)], f"{md.name} branches on scale.name == 'gpu'"
+    for i in rehearse_colab.gpu_cells(nb):
+        source = nb.cells[i].source
+        if re.search(r"^if scale\.gpu_paths\b.*:$", source, re.M) and re.search(r"^else:$", source, re.M):
+            assert rehearse_colab.SKIPPED in source, f"{md.name}, cell {i}: its else branch does not print {rehearse_colab.SKIPPED!r}"
+
+
+def test_gpu_line_names_the_branch_or_the_long_cell():
+    nb = _nb("# a comment\nrows = load()\nn = scale.sized(5000, 64) if scale.gpu_paths else 192\nprint(n)",
+             "tiny = {'epochs': 1}\nif scale.gpu_paths:\n    train()")
+    nb.cells[2].metadata["tags"] = ["gpu-long"]
+    assert rehearse_colab.gpu_line(nb.cells[1]) == "n = scale.sized(5000, 64) if scale.gpu_paths else 192"
+    assert rehearse_colab.gpu_line(nb.cells[2]) == "tiny = {'epochs': 1}"
 
 
 def _git(repo: Path, *args: str) -> str:
