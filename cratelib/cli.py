@@ -6,6 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from cratelib.models.catalogue import CATALOGUE
+
 
 def _info(args: argparse.Namespace) -> int:
     from cratelib.info import info_table, info_text
@@ -98,7 +100,6 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _train_study(args: argparse.Namespace) -> int:
-    from cratelib.models.catalogue import CATALOGUE
     from cratelib.train.study import train_study
 
     unknown = sorted(set(args.only) - set(CATALOGUE))
@@ -122,7 +123,7 @@ def _study(args: argparse.Namespace) -> int:
     from cratelib.eval.study.protocol import measure_study
     from cratelib.eval.study.tables import study_panels
     from cratelib.eval.study.verdicts import study_verdicts, verdict_lines
-    from cratelib.models.catalogue import CATALOGUE, pairs_of
+    from cratelib.models.catalogue import pairs_of
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
@@ -238,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-study", help="train (resuming) the emergence study's runs in data/study/runs and "
                        "ship the finished ones to data/checkpoints/study")
-    p.add_argument("--only", action="append", default=[], metavar="MODEL", help="crate, vit-cls, vit-gap, crate-mlp, "
-                   "crate-mhsa, crate-sth (repeatable; default: all)")
+    p.add_argument("--only", action="append", default=[], metavar="MODEL",
+                   help=f"{', '.join(CATALOGUE)} (repeatable; default: all)")
     p.add_argument("--seed", action="append", type=int, default=[], help="training seed (repeatable; default: 0)")
     p.add_argument("--img-size", type=int, default=64,
                    help="training resolution at patch 8 (default: the recipe's 64 px, an 8x8 grid; 128: a 16x16 grid, "
