@@ -15,7 +15,10 @@ patch P, r = 4)::
 
 :func:`load_crate_alpha_checkpoint` maps them onto a ``crate_alpha`` :class:`~cratelib.CRATE`.
 The convolution becomes cratelib's linear patch projection over ``(p1 p2 c)``-ordered pixels,
-the same map: ``W_linear = W_conv.permute(0, 2, 3, 1).reshape(d, P * P * C)``.
+the same map: ``W_linear = W_conv.permute(0, 2, 3, 1).reshape(d, P * P * C)``;
+:func:`crate_alpha_state_dict` writes a model back in the released layout. The files are on the
+Hugging Face hub (:data:`CRATE_ALPHA_REPO`, :data:`CRATE_ALPHA_RELEASES`):
+``cratelib.notebook.fetch("crate-alpha:B16")`` downloads one.
 """
 from __future__ import annotations
 
@@ -28,7 +31,12 @@ from cratelib.checkpoint import _read_state, _reject_contradictions, _resize, _u
 from cratelib.models.crate import CRATE, CRATEConfig
 from cratelib.models.registry import CRATE_ALPHA_SIZES, FAMILIES
 
-__all__ = ["load_crate_alpha_checkpoint", "convert_crate_alpha_state_dict", "CRATE_ALPHA_HEADS"]
+__all__ = ["load_crate_alpha_checkpoint", "convert_crate_alpha_state_dict", "crate_alpha_state_dict", "CRATE_ALPHA_HEADS",
+           "CRATE_ALPHA_REPO", "CRATE_ALPHA_RELEASES"]
+
+CRATE_ALPHA_REPO = "UCSC-VLAA/CRATE-alpha"  # the Hugging Face repository of the released weights
+# Its PyTorch classifiers, torch/crate_alpha_<size>.pth -> the registered model of that size.
+CRATE_ALPHA_RELEASES = {"B16": "crate_alpha_base_patch16", "L14": "crate_alpha_large_patch14"}
 
 # Official CRATE-alpha widths d -> heads K (decode_variant: Ti, S, B, L); nano is the book's own size.
 CRATE_ALPHA_HEADS = {dims["dim"]: dims["num_heads"] for size, dims in CRATE_ALPHA_SIZES.items() if size != "nano"}
@@ -88,6 +96,28 @@ def convert_crate_alpha_state_dict(state: dict) -> dict:
         if m:
             out[f"blocks.{m.group(1)}.{_LAYER[m.group(2)]}"] = value
     return out
+
+
+def crate_alpha_state_dict(model: CRATE) -> dict:
+    """``model``'s state dict in the released CRATE-alpha layout (module docstring): the inverse of
+    :func:`convert_crate_alpha_state_dict`, a file that ``crate_alpha.py`` and
+    :func:`load_crate_alpha_checkpoint` read. The linear patch projection ``(d, P * P * C)`` over
+    ``(p1 p2 c)``-ordered pixels goes back to the convolution ``(d, C, P, P)``.
+
+    Raises:
+        ValueError: a model that is not of the ``crate_alpha`` family (MSSA + ODL, no patch norm).
+    """
+    c = model.config
+    if (c.attn, c.mlp, c.patch_norm) != ("mssa", "odl", False):
+        raise ValueError(f"expected a crate_alpha model (attn 'mssa', mlp 'odl', no patch norm), "
+                         f"got attn {c.attn!r}, mlp {c.mlp!r}, patch_norm {c.patch_norm}")
+    ours = model.state_dict()
+    state = {name: ours[mine] for name, mine in _TOP.items()}
+    linear = state["conv1.weight"]  # (d, P * P * C)
+    state["conv1.weight"] = linear.reshape(c.dim, c.patch_size, c.patch_size, c.in_chans).permute(0, 3, 1, 2).contiguous()
+    for i in range(c.depth):
+        state |= {f"transformer.layers.{i}.{name}": ours[f"blocks.{i}.{mine}"] for name, mine in _LAYER.items()}
+    return state
 
 
 def load_crate_alpha_checkpoint(

@@ -22,6 +22,9 @@ The third scale, ``gpu-smoke``, checks the GPU cells without a GPU: the chapters
 written below a scratch folder that also holds the Hugging Face and cratelib caches of the
 process. Elsewhere ``gpu-smoke`` has the CPU sizes.
 
+A cell that downloads released weights on any scale (:func:`pretrained`) first asks
+:func:`online` whether the host answers, and says in one line what it would show when it does not.
+
 Installing on Colab never reinstalls torch: cratelib only asks for ``torch>=2.1``, which Colab's
 preinstalled build already satisfies.
 """
@@ -29,15 +32,17 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import sys
+import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
 import torch
 
-__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "device_name", "work_dir", "fetch", "glue", "find_repo_root",
-           "data_path", "interact", "shipped_study"]
+__all__ = ["Scale", "SCALES", "in_colab", "choose_device", "setup", "device_name", "work_dir", "online", "fetch",
+           "pretrained", "glue", "find_repo_root", "data_path", "interact", "shipped_study"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,28 @@ def work_dir(path: str | os.PathLike, scale: Scale) -> Path:
     return scratch() / Path(path).expanduser().as_posix().lstrip("/")
 
 
+def online(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds (name resolution
+    included): the check a cell makes before it downloads. Never raises; False on any failure.
+
+    The probe runs in a daemon thread, so that a resolver that hangs cannot hold the cell longer
+    than ``timeout``.
+    """
+    opened: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                opened.append(True)
+        except (OSError, ValueError):  # unresolvable, refused, unreachable, timed out; a bad port
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened)
+
+
 def fetch(what: str, root: str | os.PathLike | None = None, scale: Scale | None = None) -> Path:
     """What a GPU cell downloads, or, at the ``gpu-smoke`` scale, its stand-in (:mod:`cratelib.smoke`).
 
@@ -158,16 +185,32 @@ def fetch(what: str, root: str | os.PathLike | None = None, scale: Scale | None 
             ``<name>``, fetched into the Hugging Face cache, where ``timm.create_model(name,
             pretrained=True)`` finds them; or ``"official-crate"``, the released CRATE weights,
             which cannot be fetched automatically (see chapter 14): ``root`` is where the reader
-            put the file.
+            put the file; or ``"crate-alpha:<size>"`` (``B16``, ``L14``), the released CRATE-alpha
+            PyTorch weights ``torch/crate_alpha_<size>.pth`` of the Hugging Face repository
+            ``UCSC-VLAA/CRATE-alpha``, fetched into the Hugging Face cache.
         root: the folder (a data set) or the file (``"official-crate"``); unused for timm.
         scale: the chapter's scale; at ``gpu-smoke`` nothing is downloaded: the stand-in is made
             below a scratch folder and ``root`` is left untouched.
 
     Returns:
-        the path to read: ``root`` (at ``gpu-smoke`` the stand-in's folder or file); for timm the
-        cached weights file.
+        the path to read: ``root`` (at ``gpu-smoke`` the stand-in's folder or file); for timm and
+        CRATE-alpha the cached weights file.
     """
     smoke = scale is not None and scale.name == "gpu-smoke"
+    if what.startswith("crate-alpha:"):
+        from cratelib.checkpoint_alpha import CRATE_ALPHA_RELEASES, CRATE_ALPHA_REPO
+
+        size = what.removeprefix("crate-alpha:")
+        if size not in CRATE_ALPHA_RELEASES:
+            raise ValueError(f"released CRATE-alpha PyTorch weights are "
+                             f"{', '.join('crate-alpha:' + s for s in CRATE_ALPHA_RELEASES)}, got {what!r}")
+        if smoke:
+            from cratelib.smoke import crate_alpha_weights
+
+            return crate_alpha_weights(size)
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(CRATE_ALPHA_REPO, f"torch/crate_alpha_{size}.pth"))
     if what.startswith("timm:"):
         name = what.removeprefix("timm:")
         if smoke:
@@ -198,6 +241,27 @@ def fetch(what: str, root: str | os.PathLike | None = None, scale: Scale | None 
     from cratelib.data import download
 
     return download(what, root)
+
+
+def pretrained(spec: str, scale: Scale | None = None) -> torch.nn.Module:
+    """A released model in evaluation mode, its weights fetched by :func:`fetch` (stand-ins at the
+    ``gpu-smoke`` scale).
+
+    Args:
+        spec: ``"crate-alpha:<size>"`` (read by :func:`cratelib.load_crate_alpha_checkpoint`) or
+            ``"timm:<name>"`` (``timm.create_model(name, pretrained=True)``).
+        scale: the chapter's scale, passed to :func:`fetch`.
+    """
+    if spec.startswith("crate-alpha:"):
+        from cratelib.checkpoint_alpha import load_crate_alpha_checkpoint
+
+        return load_crate_alpha_checkpoint(fetch(spec, scale=scale)).eval()
+    if spec.startswith("timm:"):
+        import timm
+
+        fetch(spec, scale=scale)  # into the Hugging Face cache, where timm finds it
+        return timm.create_model(spec.removeprefix("timm:"), pretrained=True).eval()
+    raise ValueError(f"expected 'crate-alpha:<size>' or 'timm:<name>', got {spec!r}")
 
 
 def with_overrides(scale: Scale, **changes) -> Scale:

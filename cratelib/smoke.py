@@ -13,6 +13,9 @@ the reader's code then reads the same way:
   as the ``model.safetensors`` of the model's Hugging Face repository in the hub's cache layout,
   so that ``timm.create_model(name, pretrained=True)`` loads them through timm's own download
   code (``hf_hub_download`` finds them in the cache, in offline mode);
+* the released CRATE-alpha weights (:func:`crate_alpha_weights`): a random, shallow
+  ``crate_alpha`` model in the released key layout, as ``torch/crate_alpha_<size>.pth`` of the
+  hub repository ``UCSC-VLAA/CRATE-alpha`` in the hub's cache layout;
 * the official CRATE weights (:func:`official_crate`): a random CRATE of an official width saved
   with the official parameter names as ``{"model": state_dict}``, the file
   :func:`cratelib.load_official_checkpoint` reads.
@@ -29,16 +32,18 @@ import pickle
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from cratelib.checkpoint import OFFICIAL_HEADS, official_state_dict
+from cratelib.checkpoint_alpha import CRATE_ALPHA_RELEASES, CRATE_ALPHA_REPO, crate_alpha_state_dict
 from cratelib.data import SyntheticConfig, export_coco, export_voc, generate
 from cratelib.io import CACHE_VARIABLE, atomic_torch_save, atomic_write
 
-__all__ = ["scratch", "isolate", "write_dataset", "write_cifar10", "timm_weights", "official_crate",
-           "STAND_IN_DATASETS"]
+__all__ = ["scratch", "isolate", "write_dataset", "write_cifar10", "timm_weights", "crate_alpha_weights",
+           "official_crate", "STAND_IN_DATASETS"]
 
 _SCRATCH: Path | None = None
 _FAKE_REVISION = "0" * 40  # the "commit" of the stand-in weights in the hub cache
@@ -140,6 +145,29 @@ def write_dataset(name: str, num_images: int = 4, image_size: int = 64) -> Path:
     return _record("data set", name, root)
 
 
+def _hub_file(repo: str, filename: str, write: Callable[[Path], None]) -> Path:
+    """``repo``'s file ``filename`` in the hub cache that :func:`isolate` set up (called here if it
+    was not), written by ``write(path)`` under the revision ``main`` unless it is there already.
+
+    Returns:
+        the file's path as ``hf_hub_download(repo, filename)`` resolves it (offline, from the cache).
+    """
+    from huggingface_hub import constants, hf_hub_download
+
+    if not str(constants.HF_HUB_CACHE).startswith(str(scratch())):
+        isolate()
+    folder = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+    target = folder / "snapshots" / _FAKE_REVISION / filename
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write(target)
+        atomic_write(folder / "refs" / "main", lambda f: f.write(_FAKE_REVISION.encode()))
+    found = Path(hf_hub_download(repo, filename))
+    if found.resolve() != target.resolve():
+        raise RuntimeError(f"the hub resolved {repo}/{filename} to {found}, not to the stand-in {target}")
+    return found
+
+
 def timm_weights(name: str) -> Path:
     """Random weights for ``timm.create_model(name, pretrained=True)``, in the hub cache.
 
@@ -153,27 +181,44 @@ def timm_weights(name: str) -> Path:
         the file's path, as ``hf_hub_download`` resolves it.
     """
     import timm
-    from huggingface_hub import constants, hf_hub_download
     from safetensors.torch import save_file
 
-    if not str(constants.HF_HUB_CACHE).startswith(str(scratch())):
-        isolate()
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None or not cfg.hf_hub_id:
         raise ValueError(f"timm has no Hugging Face weights for {name!r} (expected e.g. 'vit_small_patch8_224.dino')")
-    repo, filename = cfg.hf_hub_id, cfg.hf_hub_filename or "model.safetensors"
-    folder = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
-    target = folder / "snapshots" / _FAKE_REVISION / filename
-    if not target.is_file():
+
+    def write(target: Path) -> None:
         torch.manual_seed(0)
         state = timm.create_model(name, pretrained=False).state_dict()
-        target.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in state.items()}, str(target))
-        atomic_write(folder / "refs" / "main", lambda f: f.write(_FAKE_REVISION.encode()))
-    found = Path(hf_hub_download(repo, filename))
-    if found.resolve() != target.resolve():
-        raise RuntimeError(f"the hub resolved {repo}/{filename} to {found}, not to the stand-in {target}")
+
+    found = _hub_file(cfg.hf_hub_id, cfg.hf_hub_filename or "model.safetensors", write)
     return _record("timm weights", name, found)
+
+
+def crate_alpha_weights(size: str = "B16", depth: int = 2) -> Path:
+    """A stand-in for the released CRATE-alpha file ``torch/crate_alpha_<size>.pth`` of the hub
+    repository ``UCSC-VLAA/CRATE-alpha``, in the hub cache (as :func:`timm_weights`): a random
+    ``crate_alpha`` model of the release's width, patch and resolution (224 px, 1,000 classes),
+    ``depth`` layers deep to stay cheap, saved as a plain state dict in the released layout
+    (:func:`~cratelib.checkpoint_alpha.crate_alpha_state_dict`), which
+    :func:`cratelib.load_crate_alpha_checkpoint` reads.
+
+    Returns:
+        the file's path, as ``hf_hub_download`` resolves it.
+    """
+    import cratelib
+
+    if size not in CRATE_ALPHA_RELEASES:
+        raise ValueError(f"released CRATE-alpha PyTorch weights are {', '.join(CRATE_ALPHA_RELEASES)}, got {size!r}")
+
+    def write(target: Path) -> None:
+        torch.manual_seed(0)
+        model = cratelib.create_model(CRATE_ALPHA_RELEASES[size], depth=depth, img_size=224, num_classes=1000)
+        atomic_torch_save(target, crate_alpha_state_dict(model))
+
+    found = _hub_file(CRATE_ALPHA_REPO, f"torch/crate_alpha_{size}.pth", write)
+    return _record("CRATE-alpha weights", f"{size}, depth {depth}", found)
 
 
 def official_crate(dim: int = 384, depth: int = 2, patch_size: int = 8, img_size: int = 224,

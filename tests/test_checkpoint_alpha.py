@@ -144,3 +144,15 @@ def test_released_sizes_build_the_registered_models():
         state = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
         converted = convert_crate_alpha_state_dict(state)
         assert {k: v.shape for k, v in converted.items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_a_model_written_back_in_the_released_layout_is_the_file_it_was_read_from():
+    from cratelib.checkpoint_alpha import crate_alpha_state_dict
+
+    sd = alpha_state_dict(depth=3)
+    back = crate_alpha_state_dict(load_crate_alpha_checkpoint(sd, num_heads=3))
+    assert back.keys() == sd.keys()
+    for key, value in sd.items():
+        assert torch.equal(back[key], value), key  # the convolution (d, C, P, P) included
+    with pytest.raises(ValueError, match="expected a crate_alpha model"):
+        crate_alpha_state_dict(load_official_checkpoint(official_state_dict(), num_heads=4))

@@ -38,3 +38,20 @@ def test_plot_heads_models_puts_every_head_of_every_model_in_a_row():
     titles = [ax.get_title() for ax in fig.axes[:7]]
     assert titles == ["image", "crate\nhead 1", "head 2", "head 3", "head 4", "vit-gap\nhead 1", "head 2"]
     matplotlib.pyplot.close(fig)
+
+
+def test_plot_heads_per_model_has_a_row_per_image_and_model_and_blank_heads_beyond_a_models_own():
+    images = _images(2, 40)[:1] + [np.zeros((30, 50, 3), np.uint8)]  # photographs of any sizes
+    maps = {"crate-alpha": torch.rand(2, 4, 5, 5), "dino": torch.rand(2, 2, 10, 10)}  # (J, K, h, w), own grids
+    fig = att.plot_heads_per_model(images, maps)
+    rows, cols = 2 * 2, 1 + 4
+    assert len(fig.axes) == rows * cols
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert len(drawn) == 2 * (1 + 4) + 2 * (1 + 2)  # per image: the image and every head, model by model
+    assert [fig.axes[r * cols].get_ylabel() for r in range(rows)] == ["crate-alpha", "dino"] * 2
+    dino_row = fig.axes[1 * cols : 2 * cols]
+    assert [bool(ax.images) for ax in dino_row] == [True, True, True, False, False]
+    assert not dino_row[3].axison  # blank, not an empty frame
+    assert [ax.get_title() for ax in fig.axes[1:cols]] == [f"head {k}" for k in range(1, 5)]
+    assert fig.axes[3 * cols + 1].images[0].get_array().shape == (30, 50)  # each map at its photograph's size
+    matplotlib.pyplot.close(fig)

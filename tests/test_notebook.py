@@ -54,3 +54,43 @@ def test_interact_draws_only_on_change():
     assert isinstance(box, widgets.VBox) and calls == []  # nothing drawn while the cell runs
     slider.value = 4
     assert calls == [4]
+
+
+def test_online_opens_a_connection_to_a_listening_port_and_not_to_a_closed_one():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    try:
+        assert nb.online("127.0.0.1", port, timeout=5.0) is True
+    finally:
+        server.close()
+    assert nb.online("127.0.0.1", port, timeout=5.0) is False  # refused now
+    assert nb.online("no-such-host.invalid", 443, timeout=5.0) is False  # .invalid never resolves (RFC 2606)
+    assert nb.online("127.0.0.1", 70000) is False  # a bad port is an answer too, not an exception
+
+
+def test_online_gives_up_after_its_timeout_while_the_connection_still_hangs(monkeypatch):
+    import threading
+
+    release = threading.Event()
+
+    def hanging(address, timeout=None):
+        release.wait(60)  # a resolver or a firewall that never answers
+        raise OSError("released")
+
+    monkeypatch.setattr(nb.socket, "create_connection", hanging)
+    try:
+        assert nb.online("huggingface.co", timeout=0.2) is False
+        assert not release.is_set()  # it returned while the probe was still blocked
+    finally:
+        release.set()
+
+
+def test_pretrained_names_what_it_reads():
+    with pytest.raises(ValueError, match="'crate-alpha:<size>' or 'timm:<name>'"):
+        nb.pretrained("crate_alpha_base_patch16")
+    with pytest.raises(ValueError, match="crate-alpha:B16, crate-alpha:L14"):
+        nb.fetch("crate-alpha:B8")

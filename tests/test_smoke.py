@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,24 @@ def test_stand_ins_are_recorded(isolated):
     lines = [json.loads(l) for l in (isolated / "stand-ins.jsonl").read_text().splitlines()]
     assert [(l["kind"], l["what"]) for l in lines][0] == ("data set", "voc")
     assert lines[1]["kind"] == "official CRATE weights" and lines[1]["path"].endswith(".pth")
+
+
+def test_crate_alpha_stand_in_is_the_released_file_in_the_hub_cache(isolated):
+    from huggingface_hub import hf_hub_download
+    from test_checkpoint_alpha import alpha_forward, alpha_shapes
+
+    path = nb.fetch("crate-alpha:B16", scale=nb.SCALES["gpu-smoke"])
+    assert str(path).startswith(str(isolated)) and path.as_posix().endswith("torch/crate_alpha_B16.pth")
+    assert path == Path(hf_hub_download("UCSC-VLAA/CRATE-alpha", "torch/crate_alpha_B16.pth"))  # offline, cached
+    raw = torch.load(path, weights_only=True)
+    # the released layout of B/16 (768 wide, 12 heads of 64, patch 16, 224 px), two layers deep
+    expected = alpha_shapes(dim=768, depth=2, patch=16, grid=14, classes=1000, heads_dim=768)
+    assert {k: tuple(v.shape) for k, v in raw.items()} == expected
+    model = nb.pretrained("crate-alpha:B16", nb.SCALES["gpu-smoke"])
+    c = model.config
+    assert (c.dim, c.depth, c.num_heads, c.patch_size, c.img_size, c.mlp) == (768, 2, 12, 16, 224, "odl")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():  # the official forward, written out from the file's tensors
+        torch.testing.assert_close(model(x), alpha_forward(raw, x, heads=12, depth=2), atol=1e-4, rtol=1e-4)
+    lines = (isolated / "stand-ins.jsonl").read_text().splitlines()
+    assert any('"CRATE-alpha weights"' in line for line in lines)

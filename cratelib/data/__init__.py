@@ -6,12 +6,14 @@
 * Real data sets in their on-disk formats: :class:`ImageFolderDataset`, :class:`CIFAR10`,
   :class:`CIFAR100`, :class:`OxfordPets`, :class:`Flowers102`, :class:`VOCSegmentation`,
   :class:`COCODetection`; :func:`build_dataset` by name; :func:`download` for Colab.
+* Photographs for the maps of released models: :func:`photographs` (scikit-image's own).
 * Transforms of the paper's recipe: :func:`train_transform`, :func:`eval_transform`.
 """
 
 from ._errors import DatasetFormatError, DatasetNotFoundError
 from .classification import CIFAR10, CIFAR100, Flowers102, ImageFolderDataset, OxfordPets
 from .export import export_coco, export_voc
+from .photographs import PHOTOGRAPHS, photographs
 from .factory import DATASETS, build_dataset, download
 from .sample import SAMPLE_CONFIGS, load_sample, sample_dir
 from .segmentation import VOC_CLASSES, COCODetection, VOCSegmentation
@@ -26,6 +28,6 @@ __all__ = [
     "load_sample", "sample_dir",
     "ImageFolderDataset", "CIFAR10", "CIFAR100", "OxfordPets", "Flowers102", "VOCSegmentation",
     "COCODetection", "VOC_CLASSES", "DATASETS", "build_dataset", "download",
-    "DatasetNotFoundError", "DatasetFormatError",
+    "DatasetNotFoundError", "DatasetFormatError", "PHOTOGRAPHS", "photographs",
     "IMAGENET_MEAN", "IMAGENET_STD", "train_transform", "eval_transform",
 ]

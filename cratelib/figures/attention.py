@@ -10,7 +10,9 @@ from :func:`cratelib.eval.threshold.mass_mask`; the measures drawn beside them a
 * :func:`plot_map_detail` - one image, one map, its DINO mass set (the widget's figure);
 * :func:`plot_dino_display` - several images, one map each, shown DINO's way (Fig. 1);
 * :func:`plot_layers_models` - several models side by side: per image and model, one map per layer;
-* :func:`plot_heads_models` - several models side by side: per image, every head of one layer each.
+* :func:`plot_heads_models` - several models side by side: per image, every head of one layer each;
+* :func:`plot_heads_per_model` - several models one below the other: per image and model, every
+  head of one layer (models with many heads, e.g. released ones on photographs).
 
 The study's measures over the layers are drawn by :func:`cratelib.figures.emergence.plot_study_panels`.
 """
@@ -28,7 +30,7 @@ from cratelib.eval.threshold import mass_mask
 from cratelib.figures.style import contour, finish, styled
 
 __all__ = ["plot_layers_heads", "plot_images_heads", "plot_map_detail", "plot_dino_display",
-           "plot_layers_models", "plot_heads_models"]
+           "plot_layers_models", "plot_heads_models", "plot_heads_per_model"]
 
 
 @styled
@@ -211,3 +213,37 @@ def plot_heads_models(images: Sequence[np.ndarray], maps: Mapping[str, torch.Ten
                 c += 1
     axes[0, 0].set_title("image", fontsize=7)
     return finish(fig, axes, title, pad=0.3, w_pad=0.1, h_pad=0.15)
+
+
+@styled
+def plot_heads_per_model(images: Sequence[np.ndarray], maps: Mapping[str, torch.Tensor], mass: float = 0.6,
+                         title: str = ""):
+    """Rows = each image under each model, columns = the image and every head's map of one layer
+    (each with the patches holding ``mass`` of its attention outlined in cyan: DINO's display). A
+    model with fewer heads than the widest leaves the rest of its rows blank.
+
+    Args:
+        images: J uint8 ``(H, W, 3)`` images (any sizes).
+        maps: label -> ``(J, K, h, w)`` maps of one layer; K and the grid may differ by model.
+        mass: attention mass of the outlined sets.
+    """
+    labels = list(maps)
+    K = max(m.shape[1] for m in maps.values())
+    R = len(images) * len(labels)
+    fig, axes = plt.subplots(R, K + 1, figsize=(0.85 * (K + 1), 0.85 * R + 0.25), squeeze=False)
+    for j, image in enumerate(images):
+        for m, label in enumerate(labels):
+            row = axes[j * len(labels) + m]
+            up = upsample_maps(maps[label][j], image.shape[:2]).numpy()  # (K_m, H, W)
+            sets = upsample_maps(mass_mask(maps[label][j], mass), image.shape[:2]).numpy()
+            row[0].imshow(image)
+            row[0].set_ylabel(label, fontsize=6)
+            for k in range(K):
+                if k >= up.shape[0]:
+                    row[k + 1].axis("off")
+                    continue
+                row[k + 1].imshow(up[k], cmap="inferno")
+                contour(row[k + 1], sets[k], "cyan", 0.6)
+                if j == 0 and m == 0:
+                    row[k + 1].set_title(f"head {k + 1}", fontsize=7)
+    return finish(fig, axes, title, pad=0.3, w_pad=0.1, h_pad=0.1)
