@@ -55,7 +55,7 @@ BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 CONTENT = re.compile(r"(?<![\w.])/content(?=[/\"'\s]|$)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # IPython's colours in a traceback
-GPU_CELL = re.compile(r"scale\.gpu_paths\b")
+GPU_CELL = re.compile(r"scale\.(gpu_paths|stand_ins)\b")  # a GPU branch, or a download that gpu-smoke stands in for
 SKIPPED = "Skipped on scale"  # what a GPU cell's else branch prints (tests/test_rehearse_colab.py holds the chapters to it)
 # The host's variables a fresh Colab kernel would not have (ours would leak into the rehearsal).
 DROP_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CRATE_BOOK_SCALE", "CRATELIB_CACHE", "HF_HOME",
@@ -101,7 +101,8 @@ def colab_copy(nb: nbformat.NotebookNode, url: str, clone_url: str, content: Pat
 
 
 def gpu_cells(nb: nbformat.NotebookNode) -> list[int]:
-    """Indices of the cells with a GPU branch (``scale.gpu_paths``) or the tag ``gpu-long``."""
+    """Indices of the cells with a GPU branch (``scale.gpu_paths``), a download that the smoke scale
+    stands in for (``scale.stand_ins``) or the tag ``gpu-long``."""
     return [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
             and (GPU_CELL.search(c.source) or "gpu-long" in c.get("metadata", {}).get("tags", []))]
 
@@ -116,7 +117,7 @@ def _text(cell) -> str:
 
 def gpu_line(cell) -> str:
     """What names a GPU cell in the rehearsal's list: a ``gpu-long`` cell's first line of code,
-    else the line that branches on ``scale.gpu_paths``."""
+    else the line that branches on ``scale.gpu_paths`` or ``scale.stand_ins``."""
     lines = [line.strip() for line in cell.source.splitlines() if line.strip() and not line.startswith("#")]
     if "gpu-long" not in cell.get("metadata", {}).get("tags", []):
         lines = [line for line in lines if GPU_CELL.search(line)] or lines
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapter names or number prefixes (e.g. 02_coding_rate, 10)")
     parser.add_argument("--all", action="store_true", help="every chapter")
-    parser.add_argument("--gpu-chapters", action="store_true", help="the chapters with GPU cells (scale.gpu_paths, gpu-long)")
+    parser.add_argument("--gpu-chapters", action="store_true", help="the chapters with GPU cells (scale.gpu_paths, scale.stand_ins, gpu-long)")
     parser.add_argument("--scale", choices=("cpu", "gpu", "gpu-smoke"),
                         help="CRATE_BOOK_SCALE for the kernels (default: unset, as on Colab)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")

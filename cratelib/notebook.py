@@ -70,6 +70,13 @@ class Scale:
         runs them on the CPU with tiny sizes and stand-ins for the downloads."""
         return self.name in ("gpu", "gpu-smoke")
 
+    @property
+    def stand_ins(self) -> bool:
+        """True at ``gpu-smoke``, where every download (data sets, released weights) is replaced by a
+        local stand-in in the same on-disk format (:mod:`cratelib.smoke`): a cell that needs a
+        network runs there without one."""
+        return self.name == "gpu-smoke"
+
     def sized(self, full, smoke):
         """A size inside a GPU branch (images, pixels, epochs, a batch): ``smoke`` at the
         ``gpu-smoke`` scale, else ``full``."""

@@ -40,11 +40,12 @@ def test_gpu_cells_are_found_in_the_chapters():
     found = {md.stem: rehearse_colab.gpu_cells(nbformat.read(md.with_suffix(".ipynb"), as_version=4))
              for md in rehearse_colab.all_chapters()}
     with_gpu = {name for name, cells in found.items() if cells}
-    assert {"06_training", "09_coarse_segmentation", "10_maskcut", "13_transfer", "14_full_scale"} <= with_gpu
+    assert {"06_training", "09_coarse_segmentation", "10_maskcut", "13_transfer", "14_full_scale",
+            "15_crate_alpha_tost"} <= with_gpu
     assert "02_coding_rate" not in with_gpu
-    nb = _nb("if scale.gpu_paths:\n    pass", "x = 1")
+    nb = _nb("if scale.gpu_paths:\n    pass", "x = 1", "if scale.stand_ins or online('hub'):\n    fetch()")
     nb.cells[2].metadata["tags"] = ["gpu-long"]
-    assert rehearse_colab.gpu_cells(nb) == [1, 2]
+    assert rehearse_colab.gpu_cells(nb) == [1, 2, 3]
 
 
 GPU_NAME = re.compile(r"scale\.name\s*[!=]=\s*[\"']gpu[\"']")  # a branch gpu-smoke cannot take

@@ -34,6 +34,7 @@ def test_scales_take_the_gpu_paths_and_sizes_they_should():
     cpu, gpu, smoke_scale = nb.SCALES["cpu"], nb.SCALES["gpu"], nb.SCALES["gpu-smoke"]
     assert (cpu.gpu_paths, gpu.gpu_paths, smoke_scale.gpu_paths) == (False, True, True)
     assert (cpu.sized(480, 64), gpu.sized(480, 64), smoke_scale.sized(480, 64)) == (480, 480, 64)
+    assert (cpu.stand_ins, gpu.stand_ins, smoke_scale.stand_ins) == (False, False, True)  # a GPU runtime downloads
     # outside the GPU branches gpu-smoke has the CPU sizes
     assert {k: v for k, v in smoke_scale.as_dict().items() if k != "name"} == \
            {k: v for k, v in cpu.as_dict().items() if k != "name"}
