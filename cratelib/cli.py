@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from cratelib.models.catalogue import CATALOGUE
+from cratelib.models.catalogue import CATALOGUE, pairs_of
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -123,7 +123,6 @@ def _study(args: argparse.Namespace) -> int:
     from cratelib.eval.study.protocol import measure_study
     from cratelib.eval.study.tables import study_panels
     from cratelib.eval.study.verdicts import study_verdicts, verdict_lines
-    from cratelib.models.catalogue import pairs_of
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text

@@ -29,8 +29,8 @@ from cratelib.models.catalogue import primary_layer
 from cratelib.trace import num_layers
 
 __all__ = ["PROTOCOL_VERSION", "COLUMNS", "ProbeSets", "probe_sets", "score_on_sets", "pca_aucs", "score_model",
-           "baseline_scores", "maskcut_ap50", "flat_shares", "pooled_features", "probe_on_sets", "StudyModel", "measure_checkpoint", "measurement_path",
-           "StudyResult", "run_study", "measure_study"]
+           "baseline_scores", "maskcut_ap50", "flat_shares", "pooled_features", "probe_on_sets", "StudyModel",
+           "measure_checkpoint", "measurement_path", "StudyResult", "run_study", "measure_study"]
 
 # Bump when a measure's definition or the probe sets change: it keys the measurement cache, so a
 # cached measurement is never read back under a protocol it was not made with.
