@@ -152,10 +152,16 @@ def convert_official_state_dict(state: dict) -> dict:
 def official_state_dict(model: CRATE) -> dict:
     """``model``'s state dict under the official parameter names: the inverse of
     :func:`convert_official_state_dict` (a file in the format of the released weights)."""
+    return _renamed(model, _OFFICIAL_TOP, _OFFICIAL_LAYER)
+
+
+def _renamed(model: CRATE, top: dict[str, str], layer: dict[str, str]) -> dict:
+    """``model``'s tensors under released names: ``top`` maps a released name to ours, ``layer``
+    does the same inside block ``i`` (``transformer.layers.<i>.<name>`` <- ``blocks.<i>.<ours>``)."""
     ours = model.state_dict()
-    state = {name: ours[mine] for name, mine in _OFFICIAL_TOP.items()}
+    state = {name: ours[mine] for name, mine in top.items()}
     for i in range(model.config.depth):
-        state |= {f"transformer.layers.{i}.{name}": ours[f"blocks.{i}.{mine}"] for name, mine in _OFFICIAL_LAYER.items()}
+        state |= {f"transformer.layers.{i}.{name}": ours[f"blocks.{i}.{mine}"] for name, mine in layer.items()}
     return state
 
 

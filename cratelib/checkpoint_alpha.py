@@ -27,7 +27,7 @@ import os
 import re
 from typing import Any
 
-from cratelib.checkpoint import _read_state, _reject_contradictions, _resize, _unwrap
+from cratelib.checkpoint import _read_state, _reject_contradictions, _renamed, _resize, _unwrap
 from cratelib.models.crate import CRATE, CRATEConfig
 from cratelib.models.registry import CRATE_ALPHA_SIZES, FAMILIES
 
@@ -111,12 +111,9 @@ def crate_alpha_state_dict(model: CRATE) -> dict:
     if (c.attn, c.mlp, c.patch_norm) != ("mssa", "odl", False):
         raise ValueError(f"expected a crate_alpha model (attn 'mssa', mlp 'odl', no patch norm), "
                          f"got attn {c.attn!r}, mlp {c.mlp!r}, patch_norm {c.patch_norm}")
-    ours = model.state_dict()
-    state = {name: ours[mine] for name, mine in _TOP.items()}
+    state = _renamed(model, _TOP, _LAYER)
     linear = state["conv1.weight"]  # (d, P * P * C)
     state["conv1.weight"] = linear.reshape(c.dim, c.patch_size, c.patch_size, c.in_chans).permute(0, 3, 1, 2).contiguous()
-    for i in range(c.depth):
-        state |= {f"transformer.layers.{i}.{name}": ours[f"blocks.{i}.{mine}"] for name, mine in _LAYER.items()}
     return state
 
 
