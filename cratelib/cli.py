@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from cratelib.models.catalogue import CATALOGUE, pairs_of
+from cratelib.models.catalogue import CATALOGUE, TABLE2_ORDER, pairs_of
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -122,7 +122,7 @@ def _study(args: argparse.Namespace) -> int:
 
     from cratelib.eval.study.protocol import measure_study
     from cratelib.eval.study.tables import study_panels
-    from cratelib.eval.study.verdicts import study_verdicts, verdict_lines
+    from cratelib.eval.study.verdicts import order_lines, order_support, study_verdicts, verdict_lines
     from cratelib.figures.emergence import plot_study_maps, plot_study_panels
     from cratelib.figures.tables import format_table
     from cratelib.io import atomic_write, atomic_write_json, atomic_write_text
@@ -159,6 +159,8 @@ def _study(args: argparse.Namespace) -> int:
     atomic_write_text(out / "study.md", table + "\n")
     print(table)
     print(verdict_lines(verdicts))
+    if set(TABLE2_ORDER) <= {c["name"] for c in found}:  # the ablations measured: Table 2's order, step by step
+        print(order_lines(order_support(verdicts, TABLE2_ORDER)))
     for stage in sorted({r["stage"] for r in result.rows if r["stage"] != "baseline"}):
         fig = plot_study_panels(study_panels(result.rows, [("auc_half", stage, stage)]), ylabel="AUC of the chosen head")
         atomic_write(out / f"layers_{stage}.png", lambda f: fig.savefig(f, format="png", dpi=100))
@@ -264,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="reuse each checkpoint's measurement from DIR when it was made with the same weights, images "
                         "and protocol version, and store new ones there (default: measure everything afresh; the book "
-                        "reads data/study/measurements)")
+                        "reads data/study/measurements, at 128 px data/study/measurements-128px)")
     p.add_argument("--unfinished", action="store_true", help="also measure runs still training (their latest epoch)")
     p.add_argument("--only", action="append", default=[], metavar="MODEL",
                    help="measure only these study models (repeatable; default: every model with a run)")

@@ -347,13 +347,14 @@ def interact(function, **controls):
 
 
 def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: bool = True, maskcut: bool = True,
-                  models: Sequence[str] | None = None):
-    """The emergence study's protocol on the shipped study zoo (``data/checkpoints/study``) of
-    ``models`` (default: Part 2's, :data:`cratelib.models.catalogue.PART2_MODELS`), as chapters
+                  models: Sequence[str] | None = None, img_size: int = 64):
+    """The emergence study's protocol on the shipped study zoo at ``img_size`` (the recipe's 64 px:
+    ``data/checkpoints/study``; 128 px: ``data/checkpoints/study-128px``, :func:`cratelib.train.study.study_folders`)
+    of ``models`` (default: Part 2's, :data:`cratelib.models.catalogue.PART2_MODELS`), as chapters
     6.9-16 read it: :func:`cratelib.eval.study.protocol.measure_study` with the defaults of
     ``python -m cratelib study`` (256 selection and 256 measurement images), each checkpoint's
-    measurement read from the shipped cache ``data/study/measurements`` (measured, and cached,
-    where it is missing).
+    measurement read from the shipped cache (``data/study/measurements``, or ``measurements-128px``:
+    :func:`cratelib.train.study.study_measurements`), measured and cached where it is missing.
 
     Returns:
         ``(result, sets, checkpoints)``: the :class:`~cratelib.eval.study.protocol.StudyResult`, the
@@ -363,9 +364,9 @@ def shipped_study(stages: Sequence[str] = ("final", "equal_acc", "init"), pca: b
 
     from cratelib.eval.study.protocol import measure_study
     from cratelib.models.catalogue import PART2_MODELS
-    from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, study_checkpoints
+    from cratelib.train.study import study_checkpoints, study_folders, study_measurements
 
-    found = study_checkpoints(STUDY_ZOO, stages, models=PART2_MODELS if models is None else models)
+    found = study_checkpoints(study_folders(img_size)[1], stages, models=PART2_MODELS if models is None else models)
     folder = tempfile.mkdtemp(prefix="crate-study-coco-") if maskcut else None
-    result, sets = measure_study(found, pca=pca, maskcut_folder=folder, cache_dir=STUDY_MEASUREMENTS)
+    result, sets = measure_study(found, pca=pca, maskcut_folder=folder, cache_dir=study_measurements(img_size))
     return result, sets, found

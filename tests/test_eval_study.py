@@ -152,3 +152,22 @@ def test_verdict_lines_name_what_is_missing():
                            "beat_pixels": None, "real": False}])
     assert "no pixel cue" in none and "missing: a pixel baseline for this measure" in none
     assert verdict_lines([], empty="nothing") == "nothing"
+
+
+def test_order_support_reads_each_step_of_an_ordering_from_the_rule():
+    a, b, c = ([0.80, 0.82, 0.81], [0.70, 0.71, 0.69], [0.72, 0.70, 0.74])  # a ahead of b; b, c mixed
+    # the second pair stated the other way round, as a catalogue may: its sign is flipped
+    verdicts = [{"stage": "final", "a": "crate", "b": "crate-mlp", **V.verdict(a, b, 0.5)},
+                {"stage": "final", "a": "crate-mhsa", "b": "crate-mlp", **V.verdict(c, b, 0.5)},
+                {"stage": "init", "a": "crate-mlp", "b": "crate-mhsa", **V.verdict(b, c, 0.5)}]
+    first, second, third = V.order_support(verdicts, ["crate", "crate-mlp", "crate-mhsa", "vit-cls"])
+    assert (first["status"], first["seeds"]) == ("supported", 3)
+    assert first["difference"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert second["difference"] == pytest.approx(np.mean(b) - np.mean(c)) and second["status"] == "not established"
+    assert third["seeds"] == 0 and np.isnan(third["difference"])
+    reversed_ = V.order_support(verdicts, ["crate-mlp", "crate"])[0]
+    assert reversed_["status"] == "reversed" and reversed_["difference"] < 0
+    text = V.order_lines([first, second, third])
+    assert "* CRATE > CRATE-MLP: +0.110 over 3 seeds (spread 0.010): **supported**." in text
+    assert "CRATE-MHSA > ViT-CLS: no seed shipped for both models." in text
+    assert text.endswith("The rule supports 1 of the 3 steps of the order CRATE > CRATE-MLP > CRATE-MHSA > ViT-CLS.")

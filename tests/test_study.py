@@ -9,7 +9,7 @@ from cratelib.cli import main
 from cratelib.train import train
 from cratelib.models.catalogue import CATALOGUE, run_name, split_run_name
 from cratelib.train.study import (STUDY_RUNS, _in_repository, export_study, latest_checkpoints,
-                                  progress_checkpoints, progress_label, run_progress, study_checkpoints,
+                                  progress_label, run_progress, study_checkpoints,
                                   study_config, train_command)
 
 TINY = {"model_args.dim": 32, "model_args.num_heads": 2, "model_args.depth": 2, "img_size": 32, "epochs": 1,
@@ -81,27 +81,6 @@ def test_latest_checkpoints_prefer_shipped_runs_then_runs_in_training(runs, tmp_
     assert [progress_label(c) for c in latest.values()] == ["final", "final", "epoch 1/2"]
     assert latest_checkpoints(runs / "runs", zoo, seed=1) == {}
     assert latest_checkpoints(tmp_path / "none", tmp_path / "none") == {}
-
-
-def test_progress_checkpoints_label_each_stage_with_its_accuracy(runs, tmp_path):
-    zoo = tmp_path / "zoo"
-    export_study(["crate"], [0], zoo, runs / "runs")
-    found = progress_checkpoints(runs / "runs", zoo)
-    assert [(c["name"], c["stage"], c["label"]) for c in found] == [
-        ("crate", "final", "final"), ("crate", "equal_acc", "equal accuracy, epoch 1"),
-        ("vit-cls", "final", "final"), ("vit-cls", "equal_acc", "equal accuracy, epoch 1"),
-        ("vit-gap", "epoch 1/2", "epoch 1/2")]
-    crate, crate_equal, vit_cls, _, vit_gap = found
-    record = json.loads((zoo / "crate-s0.json").read_text())
-    assert crate["record"] == record and (crate["accuracy"], crate["accuracy_split"]) == (record["held_out"]["acc"],
-                                                                                           "held-out")
-    assert crate_equal["path"].parent == zoo and crate_equal["record"] is None  # the shipped snapshot
-    assert crate_equal["accuracy"] == record["history"][0]["val_acc"] and crate_equal["accuracy_split"] == "validation"
-    # runs not shipped: validation accuracy from their metrics, snapshots from their own folders
-    assert vit_cls["record"] is None and vit_cls["accuracy"] == run_progress(runs / "runs" / "vit-cls-s0")["val_acc"]
-    assert found[3]["path"].parent == runs / "runs" / "vit-cls-s0"
-    assert vit_gap["accuracy"] == run_progress(runs / "runs" / "vit-gap-s0")["val_acc"]
-    assert progress_checkpoints(runs / "runs", zoo, seed=1) == []
 
 
 def test_shipped_runs_read_like_run_folders(runs):
@@ -238,7 +217,7 @@ def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(t
 
 
 def test_a_finer_grid_is_the_same_recipe_in_its_own_folders():
-    from cratelib.train.study import STUDY_ZOO, study_folders
+    from cratelib.train.study import STUDY_MEASUREMENTS, STUDY_ZOO, study_folders, study_measurements
 
     fine = study_config("vit-gap", 1, img_size=128).to_dict()
     base = study_config("vit-gap", 1).to_dict()
@@ -247,6 +226,8 @@ def test_a_finer_grid_is_the_same_recipe_in_its_own_folders():
     runs, zoo = study_folders(128)
     assert fine["out_dir"] == str(runs) and runs.name == "runs-128px" and zoo.name == "study-128px"
     assert study_folders(64) == (STUDY_RUNS, STUDY_ZOO)
+    assert study_measurements(64) == STUDY_MEASUREMENTS
+    assert study_measurements(128).name == "measurements-128px" and study_measurements(128).parent == runs.parent
     with pytest.raises(ValueError, match="multiple of the patch size"):
         study_config("crate", 0, img_size=100)
     assert main(["train-study", "--only", "crate", "--img-size", "100"]) == 2

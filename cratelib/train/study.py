@@ -22,10 +22,10 @@ from cratelib.models.catalogue import CATALOGUE, entry, run_name, split_run_name
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
-from cratelib.train.zoo import export_run, zoo_file, zoo_record
+from cratelib.train.zoo import export_run, zoo_file
 
-__all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_config", "train_command", "study_checkpoints",
-           "run_progress", "latest_checkpoints", "progress_label", "progress_checkpoints", "progress_rows", "train_study",
+__all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_measurements", "study_config", "train_command", "study_checkpoints",
+           "run_progress", "latest_checkpoints", "progress_label", "progress_rows", "train_study",
            "export_study"]
 
 STUDY_RUNS = Path(__file__).resolve().parents[2] / "data" / "study" / "runs"  # the repository's run folders
@@ -72,6 +72,15 @@ def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
     if img_size == RECIPE_IMG_SIZE:
         return STUDY_RUNS, STUDY_ZOO
     return (STUDY_RUNS.with_name(f"{STUDY_RUNS.name}-{img_size}px"), STUDY_ZOO.with_name(f"{STUDY_ZOO.name}-{img_size}px"))
+
+
+def study_measurements(img_size: int = RECIPE_IMG_SIZE) -> Path:
+    """The shipped measurement cache of the study at ``img_size`` (:data:`STUDY_MEASUREMENTS` at the
+    recipe's 64 px, ``measurements-<img_size>px`` beside it otherwise), named like
+    :func:`study_folders`."""
+    if img_size == RECIPE_IMG_SIZE:
+        return STUDY_MEASUREMENTS
+    return STUDY_MEASUREMENTS.with_name(f"{STUDY_MEASUREMENTS.name}-{img_size}px")
 
 
 def study_config(model: str, seed: int = 0, img_size: int = RECIPE_IMG_SIZE, **overrides) -> TrainConfig:
@@ -196,44 +205,6 @@ def progress_label(checkpoint: Mapping) -> str:
     :func:`study_checkpoints`), else ``"epoch <e>/<epochs>"``: the label under which the book
     shows a run still in training."""
     return "final" if checkpoint["epoch"] >= checkpoint["epochs"] else f"epoch {checkpoint['epoch']}/{checkpoint['epochs']}"
-
-
-def progress_checkpoints(runs: str | Path, zoo: str | Path, seed: int = 0) -> list[dict]:
-    """What the book measures of a study still being trained (e.g. the 128 px one, :func:`study_folders`):
-    each model's most advanced checkpoint of ``seed`` (:func:`latest_checkpoints`) and, for a finished
-    run, its equal-accuracy snapshot (validation accuracy first at the recipe's level), in the models'
-    order, each snapshot after its run's final model.
-
-    Returns:
-        Dicts as :func:`study_checkpoints`, with ``stage`` the study's stage name: ``"final"``,
-        ``"epoch <e>/<epochs>"`` for a run in training (:func:`progress_label`), or ``"equal_acc"``;
-        ``label``, how a table names the checkpoint (the stage, or ``"equal accuracy, epoch <e>"``);
-        ``accuracy`` (a fraction) with ``accuracy_split``: ``"held-out"`` for a shipped final model (its
-        record's held-out accuracy), ``"validation"`` otherwise (the validation accuracy after the
-        checkpoint's epoch); and ``record``, the shipped record of a shipped final model, else ``None``.
-    """
-    zoo = Path(zoo).resolve()
-    out = []
-    snapshots: dict[Path, list[dict]] = {}  # each folder's equal-accuracy snapshots, scanned once
-    for name, latest in latest_checkpoints(runs, zoo, seed).items():
-        folder = Path(latest["path"]).resolve().parent  # the zoo, or the run's own folder
-        record = zoo_record(run_name(name, seed), zoo) if folder == zoo else None
-        val_acc = {h["epoch"]: h["val_acc"] for h in (record["history"] if record else _validated_epochs(folder))
-                   if "val_acc" in h}
-        stage = progress_label(latest)
-        accuracy = ((record["held_out"].get("acc"), "held-out") if record
-                    else (val_acc.get(latest["epoch"]), "validation"))  # None: a model that does not classify
-        out.append({**latest, "stage": stage, "label": stage, "accuracy": accuracy[0], "accuracy_split": accuracy[1],
-                    "record": record})
-        if stage == "final":
-            source = zoo if record else folder.parent
-            if source not in snapshots:
-                snapshots[source] = study_checkpoints(source, ["equal_acc"])
-            for snap in snapshots[source]:
-                if (snap["name"], snap["seed"]) == (name, seed):
-                    out.append({**snap, "label": f"equal accuracy, epoch {snap['epoch']}",
-                                "accuracy": val_acc.get(snap["epoch"]), "accuracy_split": "validation", "record": None})
-    return out
 
 
 def progress_rows(models: Sequence[str], seeds: Sequence[int], img_size: int = RECIPE_IMG_SIZE) -> list[dict]:

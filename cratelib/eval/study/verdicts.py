@@ -11,7 +11,8 @@ from cratelib.eval.stats import across_seeds, paired
 from cratelib.models.catalogue import PRIMARY_MODELS, label, pairs_of, primary_layer, split_run_name
 
 __all__ = ["PAIRS", "PRIMARY_MEASURE", "verdict", "best_pixel_cue", "study_verdicts", "seed_summary",
-           "summary_by_name", "verdict_lines", "first_epoch_at", "accuracy_bar_note"]
+           "summary_by_name", "verdict_lines", "order_support", "order_lines", "first_epoch_at",
+           "accuracy_bar_note"]
 
 # The comparisons the study was designed for, on the primary measure at the primary layers: CRATE minus
 # each ViT (every other model's comparisons: cratelib.models.catalogue.STUDY_PAIRS).
@@ -133,6 +134,50 @@ def verdict_lines(verdicts: Sequence[dict], empty: str = "No pair of the study h
                      f"over {seeds} ({spread}; {pixel}): "
                      + ("**real**." if v["real"] else "not established (missing: " + "; ".join(missing) + ")."))
     return "\n".join(lines) or empty
+
+
+def order_support(verdicts: Sequence[dict], order: Sequence[str], stage: str = "final") -> list[dict]:
+    """What the rule says of each step of an ordering ``order`` (best first, e.g. Table 2's
+    ``("crate", "crate-mlp", "crate-mhsa", "vit-cls")``) at ``stage``: for each adjacent ``(a, b)``,
+    the verdict on that pair from ``verdicts`` (:func:`study_verdicts`; a verdict on ``(b, a)`` is
+    read with its sign flipped).
+
+    Returns:
+        One dict per step: ``a``, ``b``, ``difference`` (mean ``a - b`` over seeds; ``nan`` without a
+        verdict), ``spread``, ``seeds`` (0: no verdict on the pair) and ``status``: ``"supported"``
+        (real, ``a`` ahead), ``"reversed"`` (real, ``b`` ahead) or ``"not established"``.
+    """
+    found = {(v["a"], v["b"]): v for v in verdicts if v["stage"] == stage}
+    out = []
+    for a, b in zip(order, order[1:]):
+        v, sign = (found[(a, b)], 1.0) if (a, b) in found else (found.get((b, a)), -1.0)
+        if v is None:
+            out.append({"a": a, "b": b, "difference": float("nan"), "spread": float("nan"), "seeds": 0,
+                        "status": "not established"})
+            continue
+        diff = sign * v["difference"]
+        status = ("supported" if diff > 0 else "reversed") if v["real"] else "not established"
+        out.append({"a": a, "b": b, "difference": diff, "spread": v["spread"], "seeds": v["seeds"], "status": status})
+    return out
+
+
+def order_lines(steps: Sequence[dict]) -> str:
+    """Markdown for :func:`order_support`: one bullet per step of the ordering (the mean difference,
+    its spread and seeds, what the rule says), then how many of the steps the rule supports."""
+    lines = []
+    for s in steps:
+        head = f"* {label(s['a'])} > {label(s['b'])}: "
+        if not s["seeds"]:
+            lines.append(head + "no seed shipped for both models.")
+            continue
+        spread = f"spread {s['spread']:.3f}" if np.isfinite(s["spread"]) else "no spread from one seed"
+        lines.append(head + f"{s['difference']:+.3f} over {s['seeds']} seed{'s' * (s['seeds'] > 1)} ({spread}): "
+                     + {"supported": "**supported**", "reversed": "**reversed** (real in the other direction)",
+                        "not established": "not established"}[s["status"]] + ".")
+    supported = sum(s["status"] == "supported" for s in steps)
+    whole = " > ".join(label(n) for n in [steps[0]["a"], *(s["b"] for s in steps)]) if steps else ""
+    lines.append(f"\nThe rule supports {supported} of the {len(steps)} steps of the order {whole}.")
+    return "\n".join(lines)
 
 
 def first_epoch_at(history: Sequence[Mapping], level: float) -> int | None:
