@@ -24,7 +24,8 @@ from cratelib.train.distributed import is_main_process
 from cratelib.train.loop import run_file, train
 from cratelib.train.zoo import export_run, zoo_file
 
-__all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders", "study_measurements", "study_config", "train_command", "study_checkpoints",
+__all__ = ["STUDY_RUNS", "STUDY_ZOO", "STUDY_MEASUREMENTS", "STAGES", "epoch_stages", "study_folders",
+           "study_measurements", "study_config", "train_command", "study_checkpoints",
            "run_progress", "latest_checkpoints", "progress_label", "progress_rows", "train_study",
            "export_study"]
 
@@ -69,18 +70,19 @@ def study_folders(img_size: int = RECIPE_IMG_SIZE) -> tuple[Path, Path]:
     """``(run folders, shipped zoo)`` of the study at ``img_size``: :data:`STUDY_RUNS` and
     :data:`STUDY_ZOO` at the recipe's 64 px, ``...-<img_size>px`` beside them at another resolution
     (128 px: the 16x16 grid), so that the two studies never mix."""
-    if img_size == RECIPE_IMG_SIZE:
-        return STUDY_RUNS, STUDY_ZOO
-    return (STUDY_RUNS.with_name(f"{STUDY_RUNS.name}-{img_size}px"), STUDY_ZOO.with_name(f"{STUDY_ZOO.name}-{img_size}px"))
+    return _at_size(STUDY_RUNS, img_size), _at_size(STUDY_ZOO, img_size)
 
 
 def study_measurements(img_size: int = RECIPE_IMG_SIZE) -> Path:
     """The shipped measurement cache of the study at ``img_size`` (:data:`STUDY_MEASUREMENTS` at the
     recipe's 64 px, ``measurements-<img_size>px`` beside it otherwise), named like
     :func:`study_folders`."""
-    if img_size == RECIPE_IMG_SIZE:
-        return STUDY_MEASUREMENTS
-    return STUDY_MEASUREMENTS.with_name(f"{STUDY_MEASUREMENTS.name}-{img_size}px")
+    return _at_size(STUDY_MEASUREMENTS, img_size)
+
+
+def _at_size(folder: Path, img_size: int) -> Path:
+    """``folder`` at the recipe's resolution, ``<folder>-<img_size>px`` beside it at another one."""
+    return folder if img_size == RECIPE_IMG_SIZE else folder.with_name(f"{folder.name}-{img_size}px")
 
 
 def study_config(model: str, seed: int = 0, img_size: int = RECIPE_IMG_SIZE, **overrides) -> TrainConfig:
