@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from cratelib.cli import main
 from cratelib.train import train
@@ -92,6 +93,7 @@ def test_shipped_runs_read_like_run_folders(runs):
     assert records[0]["command"] == "python -m cratelib train-study --img-size 32 --only crate --seed 0"
     assert train_command("vit-gap", 2) == "python -m cratelib train-study --only vit-gap --seed 2"
     assert _in_repository(STUDY_RUNS / "crate-s0") == "data/study/runs/crate-s0"  # a shipped record names no machine
+    assert yaml.safe_load((runs / "runs" / "crate-s0" / "config.yaml").read_text()) == records[0]["train_config"]
     shipped = study_checkpoints(runs / "zoo")
     from_runs = study_checkpoints(runs / "runs")
     assert [(c["name"], c["seed"], c["stage"], c["epoch"]) for c in shipped] == [
@@ -214,6 +216,23 @@ def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(t
     for measure in fresh.scores.values:
         np.testing.assert_allclose(shipped["values"][measure].numpy(), fresh.scores[measure], atol=1e-6)
     np.testing.assert_allclose(shipped["select"]["auc_half"].numpy(), fresh.scores.select["auc_half"], atol=1e-6)
+
+
+def test_shipped_run_folders_keep_their_records_config():
+    """A shipped run's folder keeps its config.yaml beside the zoo's record: the same config, naming
+    the folder relative to the repository (no machine's path)."""
+    from cratelib.train.study import study_folders
+
+    shipped = 0
+    for size in (64, 128):
+        runs, zoo = study_folders(size)
+        for record_path in sorted(zoo.glob("*-s*.json")):
+            record = json.loads(record_path.read_text())
+            config = yaml.safe_load((runs / record["name"] / "config.yaml").read_text())
+            assert config == record["train_config"], record["name"]
+            assert config["out_dir"] == str(runs.relative_to(STUDY_RUNS.parents[2])), record["name"]
+            shipped += 1
+    assert shipped >= 3 * len(CATALOGUE)  # 64 px: every model of the catalogue, three seeds each
 
 
 def test_a_finer_grid_is_the_same_recipe_in_its_own_folders():

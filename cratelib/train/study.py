@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
+import yaml
 
+from cratelib.io import atomic_write_text
 from cratelib.models.catalogue import CATALOGUE, entry, run_name, split_run_name
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
@@ -245,13 +247,16 @@ def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | Non
     """Ship the finished runs in ``runs_dir`` (default: :data:`STUDY_RUNS`) of ``models`` and
     ``seeds`` (default: all) to ``out_dir`` with :func:`cratelib.train.zoo.export_run`: float16
     weights, the epoch and equal-accuracy snapshots, and a record with the run's own config (recipe,
-    data version), the held-out accuracy and the training time. Runs not finished are skipped."""
+    data version), the held-out accuracy and the training time. Runs not finished are skipped. The
+    run folder's ``config.yaml`` is rewritten with the record's config: where the run folder lies
+    inside the repository, both name it relative to the repository's root."""
     records = []
     for name, seed, config, trained, run_dir in _runs(Path(runs_dir or STUDY_RUNS)):
         if run_dir is None or trained < config["epochs"] or (models and name not in models) \
                 or (seeds is not None and seed not in seeds):
             continue
         recorded = TrainConfig.from_dict({**config, "out_dir": _in_repository(run_dir.parent), "name": run_dir.name})
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(recorded.to_dict(), sort_keys=False))
         records.append(export_run(recorded, out_dir, train_command(name, seed, config["img_size"]), run_dir=run_dir))
     return records
 
