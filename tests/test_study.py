@@ -219,8 +219,9 @@ def test_every_shipped_checkpoint_has_its_measurement_and_one_remeasures_equal(t
 
 
 def test_shipped_run_folders_keep_their_records_config():
-    """A shipped run's folder keeps its config.yaml beside the zoo's record: the same config, naming
-    the folder relative to the repository (no machine's path)."""
+    """A shipped run's folder keeps its record, config.yaml (the zoo record's config, naming the
+    folder relative to the repository: no machine's path) and metrics.jsonl, but not its weights,
+    which are in the zoo (data/study/README.md)."""
     from cratelib.train.study import study_folders
 
     shipped = 0
@@ -231,6 +232,7 @@ def test_shipped_run_folders_keep_their_records_config():
             config = yaml.safe_load((runs / record["name"] / "config.yaml").read_text())
             assert config == record["train_config"], record["name"]
             assert config["out_dir"] == str(runs.relative_to(STUDY_RUNS.parents[2])), record["name"]
+            assert not list((runs / record["name"]).glob("*.pt")), f"{record['name']}: its weights are in {zoo}"
             shipped += 1
     assert shipped >= 3 * len(CATALOGUE)  # 64 px: every model of the catalogue, three seeds each
 
