@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import yaml
 
+from cratelib.io import atomic_write_text
+
 __all__ = ["TrainConfig", "load_config", "preset_names", "PRESET_DIR"]
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -112,6 +114,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as YAML to ``path`` (a run folder's ``config.yaml``), atomically."""
+        return atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @property
     def run_dir(self) -> Path:

@@ -31,7 +31,6 @@ from typing import Callable, Iterator
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -41,7 +40,7 @@ from cratelib.data import (IMAGENET_MEAN, IMAGENET_STD, SyntheticConfig, build_d
                            train_transform)
 from cratelib.data.factory import synthetic_config
 from cratelib.data.synthetic_store import epoch_images
-from cratelib.io import atomic_write, atomic_write_text
+from cratelib.io import atomic_write
 from cratelib.models import CRATE, CRATEMAE
 from cratelib.train.config import TrainConfig
 from cratelib.train.distributed import (Launch, Shard, check_batch, check_tail, detect_launch,
@@ -326,7 +325,7 @@ def _train(config: TrainConfig, launch: Launch, device: torch.device, resume: bo
     elif launch.is_main:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     if launch.is_main:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        config.save(run_dir / "config.yaml")
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if launch.distributed else None
     step_model = ddp if ddp is not None else model

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
-import yaml
 
-from cratelib.io import atomic_write_text
 from cratelib.models.catalogue import CATALOGUE, entry, run_name, split_run_name
 from cratelib.train.config import TrainConfig, load_config
 from cratelib.train.distributed import is_main_process
@@ -256,7 +254,7 @@ def export_study(models: Sequence[str] | None = None, seeds: Sequence[int] | Non
                 or (seeds is not None and seed not in seeds):
             continue
         recorded = TrainConfig.from_dict({**config, "out_dir": _in_repository(run_dir.parent), "name": run_dir.name})
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(recorded.to_dict(), sort_keys=False))
+        recorded.save(run_dir / "config.yaml")
         records.append(export_run(recorded, out_dir, train_command(name, seed, config["img_size"]), run_dir=run_dir))
     return records
 
