@@ -116,6 +116,29 @@ def _study_rows(sets, good: dict[tuple[str, int], int]):
     return rows, scores
 
 
+
+def test_peak_to_final_pairs_the_best_snapshot_with_the_end(sets):
+    """Seed 0 has an object-shaped head at epoch 10 and only noise at the end: it falls. Seed 1
+    keeps the same maps from epoch 10 on: no drop. Epoch 2 (noise) is never the peak."""
+    good = _planted(sets.measure, 3, good=0, seed=0), _planted(sets.select, 3, good=0, seed=10)
+    noise = tuple(torch.rand_like(m, generator=torch.Generator().manual_seed(5)) for m in good)
+    plan = {(0, "epoch2", 2): noise, (0, "epoch10", 10): good, (0, "final", 50): noise,
+            (1, "epoch2", 2): noise, (1, "epoch10", 10): good, (1, "final", 50): good}
+    rows, scores = [], {}
+    for (seed, stage, epoch), (maps, select) in plan.items():
+        s = scores[("vit-gap", seed, stage)] = P.score_on_sets(maps, select, sets, [0])
+        rows.append({"name": "vit-gap", "seed": seed, "stage": stage, "epoch": epoch, "primary": True,
+                     **summary_row(s, 0)})
+    rows.append({"name": "vit-gap", "seed": 0, "stage": "equal_acc", "epoch": 30, "primary": True,
+                 "auc_half": 2.0})  # the equal-accuracy stage is no snapshot of the curve: never the peak
+    fell, kept = V.peak_to_final(rows, scores, "vit-gap")
+    assert (fell["seed"], fell["peak_epoch"], kept["peak_epoch"]) == (0, 10, 10)
+    assert fell["drop"] == pytest.approx(fell["peak"] - fell["final"]) and fell["drop"] > 0.3 and fell["falls"]
+    assert kept["drop"] == pytest.approx(0.0) and not kept["falls"]
+    assert V.peak_to_final(rows, scores, "crate") == []  # no rows of that model
+    with pytest.raises(ValueError, match="per-image"):
+        V.peak_to_final(rows, scores, "vit-gap", measure="maskcut_ap50")
+
 def test_verdicts_and_seed_summaries_on_any_measure(sets):
     rows, scores = _study_rows(sets, {("crate", 0): 1, ("crate", 1): 1, ("vit-cls", 0): 0, ("vit-cls", 1): 0})
     for measure in ("auc_half", "mass_iou", "pca_auc", "on_main"):

@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cratelib.eval.localisation import KINDS, head_summary, kind_shares  # noqa: E402
@@ -31,6 +32,23 @@ def test_layer_curves_and_layer_epoch():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "5"]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "3"]
 
+
+
+def test_epoch_axis_gives_early_snapshots_room():
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    ax.plot([0, 1, 2, 5, 10, 20, 50], np.linspace(0.5, 0.8, 7))
+    curves.epoch_axis(ax, [0, 1, 2, 5, 10, 20, 50, 20])
+    assert ax.get_xscale() == "symlog"
+    assert list(ax.get_xticks()) == [0, 1, 2, 5, 10, 20, 50]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "5", "10", "20", "50"]
+    x = ax.transData.transform([[e, 0.6] for e in (0, 1, 2, 5, 50)])[:, 0]
+    assert x[1] - x[0] > (x[4] - x[3]) / 4  # epoch 0 -> 1 is not squeezed against 5 -> 50
+    assert ax.get_xlim()[1] > 50
+    with pytest.raises(ValueError, match="non-negative"):
+        curves.epoch_axis(ax, [])
+    plt.close("all")
 
 def test_head_rows_number_heads_from_one():
     m = {"object": np.array([[0.2, 0.8], [0.4, 0.6]]), "dy": np.array([[0.1, -0.1], [0.1, -0.3]]),

@@ -7,7 +7,8 @@
 * :func:`plot_layer_epoch` - a heat map ``epoch x layer`` with every cell printed;
 * :func:`plot_seed_curves` - one curve per model over the layers or the epochs, from its
   :class:`cratelib.eval.stats.SeedBand`: the mean over seeds, the seeds' range shaded, each seed a
-  thin line, reference lines for the baselines (book chapter 12).
+  thin line, reference lines for the baselines (book chapter 12);
+* :func:`epoch_axis` - an epoch axis that gives the early snapshots (0, 1, 2, 5, ...) room.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from cratelib.eval.stats import SeedBand
 from cratelib.figures.style import COLORS, styled
 
-__all__ = ["plot_series", "plot_layerwise", "plot_layer_curves", "plot_layer_epoch", "plot_seed_curves"]
+__all__ = ["plot_series", "plot_layerwise", "plot_layer_curves", "plot_layer_epoch", "plot_seed_curves", "epoch_axis"]
 
 
 @styled
@@ -165,3 +166,15 @@ def plot_seed_curves(bands: Mapping[str, SeedBand], xlabel: str, ylabel: str,
         ax.set_title(title)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def epoch_axis(ax, epochs: Sequence[int]) -> None:
+    """Draw ``ax``'s horizontal axis on a symmetric-log scale (linear up to 1, logarithmic above)
+    with a tick at each of ``epochs`` (e.g. a run's snapshot epochs and its last one): epochs 0,
+    1, 2 and 5 get as much room as 20 and 50, where most of a run's change happens."""
+    ticks = sorted(set(epochs))
+    if not ticks or ticks[0] < 0:
+        raise ValueError(f"epochs must be a non-empty list of non-negative integers, got {list(epochs)}")
+    ax.set_xscale("symlog", linthresh=1, linscale=0.4)
+    ax.set_xlim(-0.15, ticks[-1] * 1.2)
+    ax.set_xticks(ticks, [str(e) for e in ticks])

@@ -12,7 +12,7 @@ from cratelib.models.catalogue import PRIMARY_MODELS, label, pairs_of, primary_l
 
 __all__ = ["PAIRS", "PRIMARY_MEASURE", "verdict", "best_pixel_cue", "study_verdicts", "seed_summary",
            "summary_by_name", "verdict_lines", "order_support", "order_lines", "first_epoch_at",
-           "accuracy_bar_note"]
+           "accuracy_bar_note", "peak_to_final"]
 
 # The comparisons the study was designed for, on the primary measure at the primary layers: CRATE minus
 # each ViT (every other model's comparisons: cratelib.models.catalogue.STUDY_PAIRS).
@@ -179,6 +179,37 @@ def order_lines(steps: Sequence[dict]) -> str:
     lines.append(f"\nThe rule supports {supported} of the {len(steps)} steps of the order {whole}.")
     return "\n".join(lines)
 
+
+def peak_to_final(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], Scores], name: str,
+                  measure: str = PRIMARY_MEASURE, z: float = 2.0) -> list[dict]:
+    """Does ``name``'s map lose what it had learned? Per seed, ``measure`` at the primary layer at the
+    run's best snapshot before the end (the epoch stages in ``rows``) and after training (``final``),
+    and the paired per-image difference ``peak - final`` on the same measurement images.
+
+    Returns:
+        One dict per seed with a ``final`` row and an earlier one: ``seed``, ``peak_epoch``,
+        ``peak``, ``final``, ``drop`` (mean paired difference ``peak - final``), ``se`` (its standard
+        error over the images) and ``falls`` (``drop > z * se``: the end is below the peak beyond
+        what the choice of images explains).
+    """
+    primary = {(r["seed"], r["stage"]): r for r in rows
+               if r["name"] == name and r["primary"] and r["stage"] not in ("baseline", "equal_acc")}
+    layer, out = primary_layer(name), []
+    for seed in sorted({s for s, stage in primary if stage == "final"}):
+        earlier = [r for (s, stage), r in primary.items() if s == seed and stage != "final"]
+        if not earlier:
+            continue
+        sf = scores[(name, seed, "final")]
+        i_f = sf.per_image(measure, sf.layer(layer))
+        if i_f is None:
+            raise ValueError(f"{measure!r} has no per-image values to pair; use a per-image measure such as "
+                             f"{PRIMARY_MEASURE!r}")
+        peak, final = max(earlier, key=lambda r: r[measure]), primary[(seed, "final")]
+        sp = scores[(name, seed, peak["stage"])]
+        drop, se = paired(sp.per_image(measure, sp.layer(layer)), i_f)
+        out.append({"seed": seed, "peak_epoch": int(peak["epoch"]), "peak": float(peak[measure]),
+                    "final": float(final[measure]), "drop": drop, "se": se, "falls": bool(drop > z * se)})
+    return out
 
 def first_epoch_at(history: Sequence[Mapping], level: float) -> int | None:
     """The first epoch of a run's history whose validation accuracy reaches ``level`` (None: never)."""
