@@ -211,6 +211,7 @@ def peak_to_final(rows: Sequence[dict], scores: Mapping[tuple[str, int, str], Sc
                     "final": float(final[measure]), "drop": drop, "se": se, "falls": bool(drop > z * se)})
     return out
 
+
 def first_epoch_at(history: Sequence[Mapping], level: float) -> int | None:
     """The first epoch of a run's history whose validation accuracy reaches ``level`` (None: never)."""
     return next((int(h["epoch"]) for h in history if h.get("val_acc", 0.0) >= level), None)
